@@ -1,0 +1,271 @@
+"""The ``boltgate`` command line: serve, worker, migrate, merchant …, dev pay.
+
+Every option also comes from ``BOLTGATE_*`` variables; flags given here win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from boltgate.config import ConfigError, Settings
+
+_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        settings.check_production()
+    except (ValidationError, ConfigError) as exc:
+        print(f"boltgate: invalid settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from boltgate.ops.logging import configure
+
+    if args.host:
+        os.environ["BOLTGATE_HOST"] = args.host
+    if args.port:
+        os.environ["BOLTGATE_PORT"] = str(args.port)
+    settings = _settings()
+    configure(settings.log_level, settings.log_json)
+    if settings.auto_migrate:
+        from boltgate.db.migrate import upgrade
+
+        asyncio.run(upgrade(settings.effective_database_url))
+    uvicorn.run(
+        "boltgate.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_worker(_args: argparse.Namespace) -> int:
+    from boltgate.app import open_context, start_workers
+    from boltgate.ops.logging import configure
+
+    settings = _settings()
+    configure(settings.log_level, settings.log_json)
+
+    async def run() -> None:
+        async with open_context(settings) as ctx:
+            await asyncio.gather(*start_workers(ctx))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from boltgate.db.migrate import upgrade
+
+    settings = _settings()
+    asyncio.run(upgrade(settings.effective_database_url))
+    print("database is up to date")
+    return 0
+
+
+async def _with_db(settings: Settings) -> object:
+    from boltgate.db.engine import Database
+    from boltgate.db.migrate import upgrade
+
+    if settings.auto_migrate:
+        await upgrade(settings.effective_database_url)
+    return Database(settings.effective_database_url)
+
+
+def cmd_merchant_create(args: argparse.Namespace) -> int:
+    from boltgate.db.engine import Database
+    from boltgate.errors import BoltgateError
+    from boltgate.merchant import service
+
+    settings = _settings()
+
+    async def run() -> tuple[str, str, str]:
+        db = await _with_db(settings)
+        assert isinstance(db, Database)
+        try:
+            async with db.writing() as session:
+                merchant, issued = await service.create_merchant(session, args.name)
+            return merchant.id, issued.key.id, issued.secret
+        finally:
+            await db.dispose()
+
+    try:
+        merchant_id, key_id, secret = asyncio.run(run())
+    except BoltgateError as exc:
+        print(f"boltgate: {exc.detail}", file=sys.stderr)
+        return 2
+    print(f"merchant: {merchant_id} ({args.name.strip()})")
+    print(f"api key id: {key_id} (shown once; store the key now)")
+    print(secret)
+    return 0
+
+
+def cmd_merchant_list(_args: argparse.Namespace) -> int:
+    from boltgate.db.engine import Database
+    from boltgate.merchant import repository
+
+    settings = _settings()
+
+    async def run() -> list[tuple[str, str, bool]]:
+        db = await _with_db(settings)
+        assert isinstance(db, Database)
+        try:
+            async with db.reading() as session:
+                return [(m.id, m.name, m.is_active) for m in await repository.list_merchants(session)]
+        finally:
+            await db.dispose()
+
+    for merchant_id, name, active in asyncio.run(run()):
+        print(f"{merchant_id}\t{'active' if active else 'inactive'}\t{name}")
+    return 0
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    from boltgate.db.engine import Database
+    from boltgate.errors import BoltgateError
+    from boltgate.merchant import service
+
+    settings = _settings()
+
+    async def run() -> tuple[str, str]:
+        db = await _with_db(settings)
+        assert isinstance(db, Database)
+        try:
+            async with db.writing() as session:
+                issued = await service.create_key(session, args.merchant_id, args.name, test=args.test)
+            return issued.key.id, issued.secret
+        finally:
+            await db.dispose()
+
+    try:
+        key_id, secret = asyncio.run(run())
+    except BoltgateError as exc:
+        print(f"boltgate: {exc.detail}", file=sys.stderr)
+        return 2
+    print(f"api key id: {key_id} (shown once; store the key now)")
+    print(secret)
+    return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    from boltgate.db.engine import Database
+    from boltgate.errors import BoltgateError
+    from boltgate.merchant import service
+
+    settings = _settings()
+
+    async def run() -> None:
+        db = await _with_db(settings)
+        assert isinstance(db, Database)
+        try:
+            async with db.writing() as session:
+                await service.revoke_key(session, args.merchant_id, args.key_id)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(run())
+    except BoltgateError as exc:
+        print(f"boltgate: {exc.detail}", file=sys.stderr)
+        return 2
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_dev_pay(args: argparse.Namespace) -> int:
+    from boltgate.lightning.devnode import DevNode
+
+    settings = _settings()
+    if not settings.is_dev or settings.lightning_backend != "dev":
+        print("boltgate: `dev pay` works only in dev mode with the dev node", file=sys.stderr)
+        return 2
+    target = args.invoice_or_hash.strip()
+
+    async def run() -> tuple[str, str | None, str | None]:
+        node = DevNode(settings.data_dir / "devnode", network=settings.network)
+        try:
+            if _HASH.match(target):
+                result = await node.pay_payment_hash(target)
+            else:
+                result = await node.pay_invoice(target)
+            return result.status.value, result.preimage, result.error
+        finally:
+            await node.close()
+
+    status, preimage, error = asyncio.run(run())
+    if preimage is None:
+        print(f"boltgate: payment failed: {error}", file=sys.stderr)
+        return 1
+    print(f"status: {status}")
+    print(f"preimage: {preimage}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (HTTP API, checkout, workers)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1, or BOLTGATE_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8402, or BOLTGATE_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="HTTP worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run only the background workers").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    merchant = sub.add_parser("merchant", help="merchants and API keys").add_subparsers(
+        dest="merchant_command", required=True
+    )
+    create = merchant.add_parser("create", help="create a merchant; prints its API key on the last line")
+    create.add_argument("name")
+    create.set_defaults(func=cmd_merchant_create)
+    merchant.add_parser("list", help="list merchants").set_defaults(func=cmd_merchant_list)
+    key = merchant.add_parser("key", help="API keys").add_subparsers(dest="key_command", required=True)
+    key_create = key.add_parser("create", help="issue another API key; printed on the last line")
+    key_create.add_argument("merchant_id")
+    key_create.add_argument("--name", default="cli")
+    key_create.add_argument("--test", action="store_true", help="a le_test_ key")
+    key_create.set_defaults(func=cmd_key_create)
+    key_revoke = key.add_parser("revoke", help="revoke an API key")
+    key_revoke.add_argument("merchant_id")
+    key_revoke.add_argument("key_id")
+    key_revoke.set_defaults(func=cmd_key_revoke)
+
+    dev = sub.add_parser("dev", help="dev-mode tools").add_subparsers(dest="dev_command", required=True)
+    pay = dev.add_parser("pay", help="pay (settle) a dev node invoice by BOLT11 or payment hash")
+    pay.add_argument("invoice_or_hash")
+    pay.set_defaults(func=cmd_dev_pay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""Mounts every domain's router."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from boltgate.config import Settings
+from boltgate.lightning import endpoints as dev_endpoints
+from boltgate.merchant import endpoints as merchant_endpoints
+from boltgate.ops import endpoints as ops_endpoints
+from boltgate.payment import endpoints as payment_endpoints
+from boltgate.rates import endpoints as rate_endpoints
+
+
+def mount(app: FastAPI, settings: Settings) -> None:
+    app.include_router(payment_endpoints.router)
+    app.include_router(merchant_endpoints.router)
+    app.include_router(rate_endpoints.router)
+    app.include_router(ops_endpoints.router)
+    if settings.is_dev and settings.dev_endpoints and settings.lightning_backend == "dev":
+        app.include_router(dev_endpoints.router)

@@ -1,0 +1,178 @@
+"""``create_app(settings)``: the FastAPI app; its lifespan builds and closes everything it uses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from boltgate import __version__
+from boltgate.api import mount
+from boltgate.config import Settings
+from boltgate.context import Context
+from boltgate.db.engine import Database
+from boltgate.db.migrate import upgrade
+from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
+from boltgate.lightning.base import LightningBackend
+from boltgate.lightning.devnode import DevNode
+from boltgate.ops.middleware import RequestMiddleware
+from boltgate.ops.ratelimit import RateLimiter
+from boltgate.payment import tasks
+from boltgate.rates.service import RateService, build_providers
+
+log = structlog.get_logger(__name__)
+
+
+def build_backend(settings: Settings) -> LightningBackend:
+    return DevNode(
+        settings.data_dir / "devnode",
+        network=settings.network,
+        min_final_cltv_expiry=settings.min_final_cltv_expiry,
+        poll_interval=settings.settlement_poll_interval_seconds,
+    )
+
+
+def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
+    """The in-process settlement path: watcher, expiry sweeper, reconciler."""
+    s = ctx.settings
+
+    async def reconcile() -> None:
+        await tasks.reconcile_once(ctx.db, ctx.backend, ctx.clock)
+
+    async def sweep() -> None:
+        await tasks.expire_due(ctx.db, ctx.backend, ctx.clock)
+
+    return [
+        asyncio.create_task(tasks.watch_settlements(ctx.db, ctx.backend, ctx.clock), name="watcher"),
+        asyncio.create_task(
+            tasks.every(s.reconcile_interval_seconds, "reconcile", reconcile), name="reconciler"
+        ),
+        asyncio.create_task(tasks.every(s.expiry_sweep_interval_seconds, "expire", sweep), name="sweeper"),
+    ]
+
+
+@asynccontextmanager
+async def open_context(settings: Settings) -> AsyncIterator[Context]:
+    """Everything a process needs, opened in order and closed in reverse."""
+    settings.check_production()
+    if settings.auto_migrate:
+        await upgrade(settings.effective_database_url)
+    db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+    http = httpx.AsyncClient(timeout=settings.rate_timeout_seconds, follow_redirects=False)
+    backend = build_backend(settings)
+    rates = RateService(
+        build_providers(settings.rate_providers, http, settings.fixed_rates),
+        ttl_seconds=settings.rate_ttl_seconds,
+        stale_max_seconds=settings.rate_stale_max_seconds,
+    )
+    ctx = Context(
+        settings=settings,
+        db=db,
+        backend=backend,
+        rates=rates,
+        limiter=RateLimiter(settings.rate_limit, settings.redis_url),
+        http=http,
+    )
+    try:
+        yield ctx
+    finally:
+        await rates.aclose()
+        await backend.close()
+        await http.aclose()
+        await db.dispose()
+
+
+def _problem(error: BoltgateError) -> Response:
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("query", "path", "header", "body", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_boltgate(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BoltgateError)
+        return _problem(exc)
+
+    async def on_validation(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors: dict[str, list[str]] = {}
+        for item in exc.errors():
+            errors.setdefault(_field(tuple(item.get("loc", ()))), []).append(
+                str(item.get("msg", "invalid")).removeprefix("Value error, ")
+            )
+        first = next(iter(errors.items()), ("request", ["invalid"]))
+        return _problem(ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors))
+
+    async def on_http(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {404: ("not_found", "Not found"), 405: ("method_not_allowed", "Method not allowed")}
+        code, title = codes.get(exc.status_code, ("http_error", "HTTP error"))
+        body = problem_body(exc.status_code, code, title, str(exc.detail) if exc.detail else title)
+        return Response(
+            orjson.dumps(body),
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type=PROBLEM_CONTENT_TYPE,
+        )
+
+    async def on_crash(_request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error=type(exc).__name__)
+        body = problem_body(500, "internal_error", "Internal error", "An unexpected error occurred")
+        return Response(orjson.dumps(body), status_code=500, media_type=PROBLEM_CONTENT_TYPE)
+
+    app.add_exception_handler(BoltgateError, on_boltgate)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_context(settings) as ctx:
+            app.state.ctx = ctx
+            workers = start_workers(ctx) if settings.run_workers else []
+            log.info("boltgate_started", url=settings.base_url, database=ctx.db.dialect, mode=settings.mode)
+            try:
+                yield
+            finally:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    app = FastAPI(
+        title="boltgate",
+        version=__version__,
+        description="Self-hostable Bitcoin Lightning payment gateway (superset of the Lightning Enable API).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.router.redirect_slashes = False
+    install_error_handlers(app)
+    mount(app, settings)
+    app.add_middleware(
+        RequestMiddleware, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log
+    )
+    return app

@@ -1,0 +1,150 @@
+"""One typed settings object, read from ``BOLTGATE_*`` environment variables (and ``.env``).
+
+It is built once at start-up and passed down; nothing reads the environment later. Outside dev
+mode, :meth:`Settings.check_production` refuses dev secrets and the dev Lightning node.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET_KEY = "boltgate-dev-secret-key-do-not-use-in-production"
+
+Mode = Literal["dev", "production"]
+Network = Literal["mainnet", "testnet", "signet", "regtest"]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ConfigError(ValueError):
+    """Settings that must not be used to start the gateway."""
+
+
+class Settings(BaseSettings):
+    """Every option boltgate reads. ``.env.example`` documents each one (a test keeps them in sync)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOLTGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    mode: Mode = Field("dev", description="dev (embedded defaults, dev node) or production (strict)")
+    host: str = Field("127.0.0.1", description="address `boltgate serve` binds to")
+    port: int = Field(8402, ge=1, le=65535, description="port `boltgate serve` listens on")
+    public_url: str | None = Field(
+        None, description="external base URL used in links (hostedCheckoutUrl); default http://host:port"
+    )
+    data_dir: Path = Field(Path(".boltgate"), description="directory for the SQLite file and dev node state")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db; "
+        "default: SQLite in data_dir",
+    )
+    auto_migrate: bool = Field(True, description="apply database migrations when the gateway starts")
+    database_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connection pool size")
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET_KEY), description="server secret for HMACs (>= 32 chars outside dev mode)"
+    )
+    admin_api_key: SecretStr | None = Field(
+        None, description="operator key for POST /api/admin/merchants (X-Admin-Key); unset disables it"
+    )
+    lightning_backend: Literal["dev"] = Field("dev", description="Lightning backend: dev (built-in node)")
+    network: Network = Field("regtest", description="Bitcoin network of the invoices (regtest => lnbcrt)")
+    dev_endpoints: bool = Field(True, description="expose /api/dev/* helpers (dev mode only)")
+    invoice_expiry_seconds: int = Field(900, ge=60, le=7 * 86400, description="lifetime of a payment")
+    min_final_cltv_expiry: int = Field(18, ge=9, le=2016, description="min_final_cltv_expiry of invoices")
+    max_payment_sats: int = Field(
+        10_000_000, ge=1, description="largest payment accepted, in sats (backend limit)"
+    )
+    rate_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma list of fixed, coinbase, kraken, coingecko; default fixed in dev, "
+        "coinbase,kraken,coingecko in production",
+    )
+    fixed_rates: Annotated[dict[str, Decimal], NoDecode] = Field(
+        default_factory=lambda: {
+            "USD": Decimal("100000"),
+            "EUR": Decimal("92000"),
+            "GBP": Decimal("79000"),
+        },
+        description="rates of the fixed provider, fiat per BTC: USD:100000,EUR:92000",
+    )
+    rate_ttl_seconds: float = Field(60, gt=0, description="how long a fetched rate is fresh")
+    rate_stale_max_seconds: float = Field(
+        900, gt=0, description="serve a stale rate this long when every provider fails"
+    )
+    rate_timeout_seconds: float = Field(5, gt=0, description="timeout of one rate fetch")
+    reconcile_interval_seconds: float = Field(
+        30, gt=0, description="how often open payments are checked against the backend"
+    )
+    expiry_sweep_interval_seconds: float = Field(5, gt=0, description="how often expired payments are marked")
+    settlement_poll_interval_seconds: float = Field(
+        0.25, gt=0, description="dev node: how often the settlement stream polls for settlements"
+    )
+    rate_limit: str = Field("100/second", description="per API key (or client IP) request limit")
+    redis_url: str | None = Field(None, description="redis://… to share rate limits across replicas")
+    max_body_bytes: int = Field(65536, ge=1024, description="largest accepted request body")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_json: bool = Field(True, description="JSON logs (false: human-readable console)")
+    access_log: bool = Field(False, description="log every request (JSON, with its request id)")
+    run_workers: bool = Field(True, description="run the settlement watcher and scheduler in-process")
+
+    @field_validator("rate_providers", mode="before")
+    @classmethod
+    def _providers(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("fixed_rates", mode="before")
+    @classmethod
+    def _fixed_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = {}
+            for item in value.split(","):
+                if item.strip():
+                    code, _, rate = item.partition(":")
+                    pairs[code.strip().upper()] = rate.strip()
+            return pairs
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.rate_providers:
+            self.rate_providers = ["fixed"] if self.mode == "dev" else ["coinbase", "kraken", "coingecko"]
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'boltgate.db').as_posix()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode == "dev"
+
+    def check_production(self) -> None:
+        """Refuse to run outside dev mode with anything meant for development only."""
+        if self.is_dev:
+            return
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEV_SECRET_KEY or len(secret) < 32:
+            problems.append("BOLTGATE_SECRET_KEY must be set to a random value of at least 32 characters")
+        if self.lightning_backend == "dev":
+            problems.append("BOLTGATE_LIGHTNING_BACKEND=dev (the built-in dev node) is for dev mode only")
+        if "fixed" in self.rate_providers:
+            problems.append("the fixed rate provider is for dev mode only (BOLTGATE_RATE_PROVIDERS)")
+        if problems:
+            raise ConfigError("boltgate refuses to start in production mode: " + "; ".join(problems))

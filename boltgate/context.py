@@ -1,0 +1,33 @@
+"""The per-process context: everything the app builds once at start-up and hands down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import Request
+
+from boltgate.config import Settings
+from boltgate.db.engine import Database
+from boltgate.kit.clock import Clock, utcnow
+from boltgate.lightning.base import LightningBackend
+from boltgate.merchant.auth import KeyCache
+from boltgate.ops.ratelimit import RateLimiter
+from boltgate.rates.service import RateService
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    backend: LightningBackend
+    rates: RateService
+    limiter: RateLimiter
+    http: httpx.AsyncClient
+    keys: KeyCache = field(default_factory=KeyCache)
+    clock: Clock = utcnow
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx

@@ -1,0 +1,8 @@
+"""Imports every model so that ``Base.metadata`` is complete (for Alembic and the tests)."""
+
+from boltgate.db.base import Base
+from boltgate.merchant.models import ApiKey, Merchant
+from boltgate.payment.models import IdempotencyKey, Payment
+from boltgate.worker.models import Cursor
+
+__all__ = ["ApiKey", "Base", "Cursor", "IdempotencyKey", "Merchant", "Payment"]

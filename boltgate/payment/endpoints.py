@@ -1,0 +1,114 @@
+"""Payments API (the Standalone API): create, get, get by order id, list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
+
+from boltgate.errors import ValidationFailed
+from boltgate.payment import repository, service
+from boltgate.payment.schemas import PaymentCreate, PaymentList, PaymentOut, payment_out
+from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read_json
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PaymentOut,
+    responses={
+        200: {"description": "The existing payment of this orderId / Idempotency-Key", "model": PaymentOut},
+        **problems(400, 401, 409, 429, 503),
+    },
+    openapi_extra=json_body(PaymentCreate),
+    summary="Create a payment (a Lightning invoice for an order)",
+)
+async def create_payment(
+    request: Request,
+    ctx: Ctx,
+    merchant: Merchant,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    body = await read_json(request, PaymentCreate, ctx.settings.max_body_bytes)
+    payment, created = await service.create_payment(
+        ctx.db,
+        ctx.backend,
+        ctx.rates,
+        ctx.settings,
+        merchant.merchant_id,
+        body,
+        idempotency_key=idempotency_key,
+        clock=ctx.clock,
+    )
+    headers = {"Location": f"/api/payments/{payment.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(payment_out(payment, ctx.settings.base_url), 201 if created else 200, headers)
+
+
+@router.get(
+    "",
+    response_model=PaymentList,
+    responses=problems(400, 401, 429),
+    summary="List your payments, newest first",
+)
+async def list_payments(
+    ctx: Ctx,
+    merchant: Merchant,
+    status: Literal["unpaid", "paid", "expired", "refunded"] | None = None,
+    order_id: Annotated[str | None, Query(alias="orderId", max_length=200)] = None,
+    created_from: Annotated[
+        datetime | None, Query(alias="from", description="createdAt >= (RFC 3339)")
+    ] = None,
+    created_to: Annotated[datetime | None, Query(alias="to", description="createdAt < (RFC 3339)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    for name, value in (("from", created_from), ("to", created_to)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(
+                f"{name} needs a time zone", errors={name: ["must include a time zone (Z)"]}
+            )
+    async with ctx.db.reading() as session:
+        items, total = await repository.list_page(
+            session,
+            merchant.merchant_id,
+            status=status,
+            order_id=order_id,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            offset=offset,
+        )
+    base = ctx.settings.base_url
+    return json_response(
+        {"items": [payment_out(p, base) for p in items], "total": total, "limit": limit, "offset": offset}
+    )
+
+
+@router.get(
+    "/order/{order_id}",
+    response_model=PaymentOut,
+    responses=problems(401, 404, 429),
+    summary="Get a payment by your order id",
+)
+async def get_payment_by_order(ctx: Ctx, merchant: Merchant, order_id: str) -> Response:
+    async with ctx.db.reading() as session:
+        payment = await service.get_payment_by_order(session, merchant.merchant_id, order_id)
+    return json_response(payment_out(payment, ctx.settings.base_url))
+
+
+@router.get(
+    "/{invoice_id}",
+    response_model=PaymentOut,
+    responses=problems(401, 404, 429),
+    summary="Get a payment and its current status",
+)
+async def get_payment(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Response:
+    async with ctx.db.reading() as session:
+        payment = await service.get_payment(session, merchant.merchant_id, invoice_id)
+    return json_response(payment_out(payment, ctx.settings.base_url))

@@ -1,0 +1,133 @@
+"""All SQL of the payments domain. Status changes are conditional updates, so that concurrent
+watchers, sweepers and replicas apply each transition exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boltgate.payment.models import IdempotencyKey, Payment
+
+
+async def insert(session: AsyncSession, payment: Payment, idempotency_key: str | None) -> None:
+    session.add(payment)
+    await session.flush()  # the key row references the payment row
+    if idempotency_key is not None:
+        session.add(
+            IdempotencyKey(
+                merchant_id=payment.merchant_id,
+                key=idempotency_key,
+                fingerprint=payment.fingerprint,
+                payment_id=payment.id,
+                created_at=payment.created_at,
+            )
+        )
+    await session.flush()
+
+
+async def get(session: AsyncSession, merchant_id: str, payment_id: str) -> Payment | None:
+    stmt = select(Payment).where(Payment.id == payment_id, Payment.merchant_id == merchant_id)
+    return (await session.scalars(stmt)).first()
+
+
+async def get_by_order(session: AsyncSession, merchant_id: str, order_id: str) -> Payment | None:
+    stmt = select(Payment).where(Payment.merchant_id == merchant_id, Payment.order_id == order_id)
+    return (await session.scalars(stmt)).first()
+
+
+async def get_by_idempotency_key(
+    session: AsyncSession, merchant_id: str, key: str
+) -> tuple[str, Payment] | None:
+    stmt = (
+        select(IdempotencyKey.fingerprint, Payment)
+        .join(Payment, Payment.id == IdempotencyKey.payment_id)
+        .where(IdempotencyKey.merchant_id == merchant_id, IdempotencyKey.key == key)
+    )
+    row = (await session.execute(stmt)).first()
+    return (row[0], row[1]) if row else None
+
+
+async def get_by_hash(session: AsyncSession, payment_hash: str) -> Payment | None:
+    return (await session.scalars(select(Payment).where(Payment.payment_hash == payment_hash))).first()
+
+
+async def list_page(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    status: str | None,
+    order_id: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Payment], int]:
+    conditions = [Payment.merchant_id == merchant_id]
+    if status:
+        conditions.append(Payment.status == status)
+    if order_id:
+        conditions.append(Payment.order_id == order_id)
+    if created_from:
+        conditions.append(Payment.created_at >= created_from)
+    if created_to:
+        conditions.append(Payment.created_at < created_to)
+    total = await session.scalar(select(func.count()).select_from(Payment).where(*conditions))
+    stmt = (
+        select(Payment)
+        .where(*conditions)
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.scalars(stmt)).all()), int(total or 0)
+
+
+async def mark_paid(
+    session: AsyncSession, payment_id: str, received_msat: int, paid_at: datetime, now: datetime
+) -> bool:
+    """unpaid|expired → paid; True only for the caller that made the change."""
+    result = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status.in_(("unpaid", "expired")))
+        .values(status="paid", paid_at=paid_at, received_msat=received_msat, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_expired(session: AsyncSession, payment_id: str, now: datetime) -> bool:
+    result = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == "unpaid", Payment.expires_at <= now)
+        .values(status="expired", expired_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def due_for_expiry(session: AsyncSession, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
+    stmt = (
+        select(Payment.id, Payment.payment_hash)
+        .where(Payment.status == "unpaid", Payment.expires_at <= now)
+        .order_by(Payment.expires_at)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+
+
+async def open_for_reconcile(
+    session: AsyncSession, status: str, expired_since: datetime, after_id: str, limit: int
+) -> Sequence[tuple[str, str]]:
+    """A page of ``unpaid`` payments, or of those ``expired`` since ``expired_since`` (a late
+    settlement still counts), ordered by id for keyset paging."""
+    conditions = [Payment.status == status, Payment.id > after_id]
+    if status == "expired":
+        conditions.append(Payment.expired_at >= expired_since)
+    stmt = select(Payment.id, Payment.payment_hash).where(*conditions).order_by(Payment.id).limit(limit)
+    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+
+
+async def hash_of(session: AsyncSession, payment_id: str) -> str | None:
+    value = await session.scalar(select(Payment.payment_hash).where(Payment.id == payment_id))
+    return None if value is None else str(value)

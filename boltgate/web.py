@@ -1,0 +1,121 @@
+"""Shared HTTP plumbing of the endpoints: JSON in, JSON out, auth and rate-limit dependencies,
+and the documented error responses each route lists in ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import Depends, Header, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from boltgate.context import Context, get_context
+from boltgate.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from boltgate.merchant.auth import Principal, authenticate
+
+M = TypeVar("M", bound=BaseModel)
+Ctx = Annotated[Context, Depends(get_context)]
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["error", "type", "title", "status", "detail", "message"],
+    "properties": {
+        "error": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"},
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "message": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+_DESCRIPTIONS = {
+    400: "Invalid input (problem details; `errors` per field)",
+    401: "Missing or invalid API key",
+    404: "Not found (or another merchant's object)",
+    409: "Conflict with an existing object",
+    429: "Rate limited (see Retry-After)",
+    503: "A dependency (exchange rates, Lightning backend) is unavailable",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given problem statuses."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body that the endpoint parses itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+                }
+            },
+        }
+    }
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, headers=headers, media_type="application/json")
+
+
+def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for item in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "body"
+        message = item["msg"].removeprefix("Value error, ")
+        errors.setdefault(loc, []).append(message)
+    return errors
+
+
+async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
+    """Parse and validate a JSON body: 400 with a stable code for every way it can be wrong."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            "Send the body as JSON with Content-Type: application/json", code="unsupported_media_type"
+        )
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"The body must be at most {max_bytes} bytes")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"The body is not valid JSON: {exc.msg}", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise MalformedRequest("The body must be a JSON object", code="malformed_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        first = next(iter(errors.items()))
+        raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors) from exc
+
+
+async def merchant_auth(
+    request: Request,
+    ctx: Ctx,
+    x_api_key: Annotated[str | None, Header(description="your API key (le_live_…)")] = None,
+) -> Principal:
+    principal = await authenticate(ctx.db, ctx.keys, x_api_key)
+    await ctx.limiter.check("key:" + principal.key_id)
+    return principal
+
+
+async def ip_rate_limit(request: Request, ctx: Ctx) -> None:
+    client = request.client.host if request.client else "unknown"
+    await ctx.limiter.check("ip:" + client)
+
+
+Merchant = Annotated[Principal, Depends(merchant_auth)]
