@@ -45,6 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from boltgate.db.migrate import upgrade
 
         asyncio.run(upgrade(settings.effective_database_url))
+        os.environ["BOLTGATE_AUTO_MIGRATE"] = "false"  # done once here, not again in each worker
     uvicorn.run(
         "boltgate.app:create_app",
         factory=True,
