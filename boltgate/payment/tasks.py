@@ -37,10 +37,11 @@ async def record_settlement(db: Database, settlement: Settlement, cursor: str, c
 
 
 async def watch_settlements(db: Database, backend: LightningBackend, clock: Clock) -> None:
-    """Follow the settlement stream forever, resuming from the stored cursor."""
-    name = f"settle_index:{backend.name}"
+    """Follow the settlement stream forever, resuming from the stored cursor (one per node)."""
     while True:
         try:
+            info = await backend.node_info()
+            name = cursor_name(info.backend, info.pubkey)
             async with db.reading() as session:
                 after = await cursors.get(session, name)
             async for settlement in backend.settlements(after):
@@ -50,6 +51,10 @@ async def watch_settlements(db: Database, backend: LightningBackend, clock: Cloc
         except Exception:
             log.exception("settlement_stream_failed")
             await asyncio.sleep(1.0)
+
+
+def cursor_name(backend: str, pubkey: str) -> str:
+    return f"settle_index:{backend}:{pubkey}"
 
 
 async def reconcile_once(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
