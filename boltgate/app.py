@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from boltgate import __version__
 from boltgate.api import mount
@@ -107,6 +108,15 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_boltgate(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BoltgateError)
@@ -122,16 +132,19 @@ def install_error_handlers(app: FastAPI) -> None:
         first = next(iter(errors.items()), ("request", ["invalid"]))
         return _problem(ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors))
 
-    async def on_http(_request: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: ("not_found", "Not found"), 405: ("method_not_allowed", "Method not allowed")}
         code, title = codes.get(exc.status_code, ("http_error", "HTTP error"))
-        body = problem_body(exc.status_code, code, title, str(exc.detail) if exc.detail else title)
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail) if exc.detail else title
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        body = problem_body(exc.status_code, code, title, detail)
         return Response(
-            orjson.dumps(body),
-            status_code=exc.status_code,
-            headers=exc.headers,
-            media_type=PROBLEM_CONTENT_TYPE,
+            orjson.dumps(body), status_code=exc.status_code, headers=headers, media_type=PROBLEM_CONTENT_TYPE
         )
 
     async def on_crash(_request: Request, exc: Exception) -> Response:

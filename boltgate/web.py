@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
 from fastapi.responses import Response
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
 from boltgate.context import Context, get_context
@@ -103,10 +104,16 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors) from exc
 
 
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="your API key (le_live_…); the header name is case-insensitive",
+)
+
+
 async def merchant_auth(
-    request: Request,
     ctx: Ctx,
-    x_api_key: Annotated[str | None, Header(description="your API key (le_live_…)")] = None,
+    x_api_key: Annotated[str | None, Security(api_key_header)] = None,
 ) -> Principal:
     principal = await authenticate(ctx.db, ctx.keys, x_api_key)
     await ctx.limiter.check("key:" + principal.key_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from boltgate.kit.clock import rfc3339
 from boltgate.merchant.models import ApiKey
@@ -13,7 +13,7 @@ from boltgate.merchant.models import ApiKey
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field("default", min_length=1, max_length=100)
-    testMode: bool = False
+    testMode: StrictBool = False
 
 
 class MerchantCreate(BaseModel):
