@@ -25,6 +25,7 @@ from boltgate.db.migrate import upgrade
 from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
 from boltgate.lightning.base import LightningBackend
 from boltgate.lightning.devnode import DevNode
+from boltgate.ops import openapi
 from boltgate.ops.middleware import RequestMiddleware
 from boltgate.ops.ratelimit import RateLimiter
 from boltgate.payment import tasks
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.redirect_slashes = False
     install_error_handlers(app)
     mount(app, settings)
+    openapi.install(app)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log
     )

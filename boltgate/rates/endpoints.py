@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from boltgate.kit import money
 from boltgate.kit.clock import rfc3339
-from boltgate.web import Ctx, json_response, problems
+from boltgate.web import Ctx, ip_rate_limit, json_response, problems
 
 router = APIRouter(tags=["rates"])
 
@@ -28,7 +28,9 @@ class RateList(BaseModel):
     total: int
 
 
-@router.get("/api/rates", response_model=RateList, responses=problems(429))
+@router.get(
+    "/api/rates", response_model=RateList, responses=problems(429), dependencies=[Depends(ip_rate_limit)]
+)
 async def rates(ctx: Ctx) -> Response:
     """Fiat per 1 BTC for each configured currency the providers answer for (cached)."""
     fiat = [code for code in money.SUPPORTED_CURRENCIES if code != "BTC"]

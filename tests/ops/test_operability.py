@@ -83,3 +83,19 @@ def test_redaction_processor_masks_secret_keys_and_values():
     assert event["api_key"] == "[redacted]"
     assert event["nested"]["secret"] == "[redacted]"
     assert "abc:def" not in event["auth"]
+
+
+async def test_openapi_lists_every_route_with_its_problem_responses(client):
+    schema = (await client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            if path.startswith("/api/"):
+                problem_statuses = [code for code in responses if code[0] in "45"]
+                assert problem_statuses, (method, path)
+                for code in problem_statuses:
+                    assert "application/problem+json" in responses[code]["content"], (method, path, code)
+    payments = schema["paths"]["/api/payments"]["post"]["responses"]
+    assert {"201", "200", "400", "401", "409", "429"} <= set(payments)
