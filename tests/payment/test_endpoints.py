@@ -267,3 +267,15 @@ async def test_bad_query_is_400(client, merchant):
         response = await client.get("/api/payments", params=params, headers=auth(key))
         assert response.status_code == 400, params
         assert response.json()["error"] == "validation_error"
+
+
+async def test_long_description_goes_into_the_invoice_as_a_hash(client, merchant):
+    import hashlib
+
+    _, key = merchant
+    description = "€" * 500  # 1,500 bytes: more than a BOLT11 `d` field can hold
+    data = (await create(client, key, orderId="long-desc", description=description)).json()
+    invoice = bolt11.decode(data["lightningInvoice"])
+    assert invoice.description is None
+    assert invoice.description_hash == hashlib.sha256(description.encode()).digest()
+    assert data["description"] == description
