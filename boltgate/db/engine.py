@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from boltgate.db.sqlite_inline import inline_creator
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -44,7 +46,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"connect_args": {"timeout": 15}}
+    kwargs: dict[str, Any] = {"async_creator": inline_creator(database or ":memory:")}
     if writer:
         kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
     else:
