@@ -16,7 +16,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from boltgate.db.sqlite_inline import inline_creator
 
@@ -91,6 +97,18 @@ class Database:
         """A read-only unit of work (rolled back at the end)."""
         async with self._reader() as session:
             yield session
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for the hot read paths (half the cost of an ORM session)."""
+        async with self.read_engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core write transaction for the hot write paths; committed when the block ends."""
+        async with self.write_engine.begin() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.read_engine.dispose()

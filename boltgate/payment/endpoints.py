@@ -97,8 +97,8 @@ async def list_payments(
     summary="Get a payment by your order id",
 )
 async def get_payment_by_order(ctx: Ctx, merchant: Merchant, order_id: str) -> Response:
-    async with ctx.db.reading() as session:
-        payment = await service.get_payment_by_order(session, merchant.merchant_id, order_id)
+    async with ctx.db.read_connection() as conn:
+        payment = await service.get_payment_by_order(conn, merchant.merchant_id, order_id)
     return json_response(payment_out(payment, ctx.settings.base_url))
 
 
@@ -109,6 +109,6 @@ async def get_payment_by_order(ctx: Ctx, merchant: Merchant, order_id: str) -> R
     summary="Get a payment and its current status",
 )
 async def get_payment(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Response:
-    async with ctx.db.reading() as session:
-        payment = await service.get_payment(session, merchant.merchant_id, invoice_id)
+    async with ctx.db.read_connection() as conn:
+        payment = await service.get_payment(conn, merchant.merchant_id, invoice_id)
     return json_response(payment_out(payment, ctx.settings.base_url))

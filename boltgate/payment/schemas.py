@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Row
 
 from boltgate.kit import money
 from boltgate.kit.clock import rfc3339
@@ -150,7 +151,7 @@ class PaymentList(BaseModel):
     offset: int
 
 
-def payment_out(payment: Payment, base_url: str) -> dict[str, Any]:
+def payment_out(payment: Payment | Row[Any], base_url: str) -> dict[str, Any]:
     """The response dict, built by hand (no validation on the way out: this is the hot path)."""
     return {
         "invoiceId": payment.id,

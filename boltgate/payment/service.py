@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from boltgate.config import Settings
 from boltgate.db.engine import Database
@@ -27,11 +27,13 @@ from boltgate.kit.ids import new_id
 from boltgate.lightning.base import LightningBackend
 from boltgate.payment import repository
 from boltgate.payment.models import Payment
+from boltgate.payment.repository import PaymentRow
 from boltgate.payment.schemas import PaymentCreate
 from boltgate.payment.states import Expire, Settled, Status, Transition, transition
 from boltgate.rates.service import RateService
 
 log = structlog.get_logger(__name__)
+PaymentView = Payment | PaymentRow  # a model or a row with the same attribute names
 BOLT11_DESCRIPTION_MAX_BYTES = 639
 
 
@@ -68,19 +70,19 @@ async def price(body: PaymentCreate, rates: RateService, settings: Settings) -> 
 
 
 async def _existing(
-    session: AsyncSession, merchant_id: str, body: PaymentCreate, fingerprint: str, idem_key: str | None
-) -> Payment | None:
+    conn: AsyncConnection, merchant_id: str, body: PaymentCreate, fingerprint: str, idem_key: str | None
+) -> PaymentView | None:
     """The payment an earlier identical request made, or a 409 when the same ids came with another body."""
     if idem_key is not None:
-        hit = await repository.get_by_idempotency_key(session, merchant_id, idem_key)
+        hit = await repository.fetch_by_idempotency_key(conn, merchant_id, idem_key)
         if hit is not None:
-            if hit[0] != fingerprint:
+            if hit.key_fingerprint != fingerprint:
                 raise Conflict(
                     "This Idempotency-Key was used with a different request body",
                     code="idempotency_key_reused",
                 )
-            return hit[1]
-    payment = await repository.get_by_order(session, merchant_id, body.orderId)
+            return hit
+    payment = await repository.fetch_by_order(conn, merchant_id, body.orderId)
     if payment is not None and payment.fingerprint != fingerprint:
         raise Conflict(
             f"orderId {body.orderId!r} already has a payment with different details",
@@ -99,11 +101,11 @@ async def create_payment(
     *,
     idempotency_key: str | None,
     clock: Clock,
-) -> tuple[Payment, bool]:
+) -> tuple[PaymentView, bool]:
     """Create (or return the existing) payment; the flag says whether it is new."""
     fingerprint = body.fingerprint()
-    async with db.reading() as session:
-        existing = await _existing(session, merchant_id, body, fingerprint, idempotency_key)
+    async with db.read_connection() as conn:
+        existing = await _existing(conn, merchant_id, body, fingerprint, idempotency_key)
     if existing is not None:
         return existing, False
     quote = await price(body, rates, settings)
@@ -144,12 +146,12 @@ async def create_payment(
         updated_at=now,
     )
     try:
-        async with db.writing() as session:
-            await repository.insert(session, payment, idempotency_key)
+        async with db.write_connection() as conn:
+            await repository.insert_payment(conn, payment, idempotency_key)
     except IntegrityError:
         # A concurrent request with the same orderId or key won the race: answer as it did.
-        async with db.reading() as session:
-            existing = await _existing(session, merchant_id, body, fingerprint, idempotency_key)
+        async with db.read_connection() as conn:
+            existing = await _existing(conn, merchant_id, body, fingerprint, idempotency_key)
         if existing is None:
             raise
         return existing, False
@@ -159,15 +161,15 @@ async def create_payment(
     return payment, True
 
 
-async def get_payment(session: AsyncSession, merchant_id: str, invoice_id: str) -> Payment:
-    payment = await repository.get(session, merchant_id, invoice_id)
+async def get_payment(conn: AsyncConnection, merchant_id: str, invoice_id: str) -> PaymentView:
+    payment = await repository.fetch(conn, merchant_id, invoice_id)
     if payment is None:
         raise NotFound(f"payment {invoice_id} not found", code="payment_not_found")
     return payment
 
 
-async def get_payment_by_order(session: AsyncSession, merchant_id: str, order_id: str) -> Payment:
-    payment = await repository.get_by_order(session, merchant_id, order_id)
+async def get_payment_by_order(conn: AsyncConnection, merchant_id: str, order_id: str) -> PaymentView:
+    payment = await repository.fetch_by_order(conn, merchant_id, order_id)
     if payment is None:
         raise NotFound(f"no payment for orderId {order_id!r}", code="payment_not_found")
     return payment
