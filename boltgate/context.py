@@ -28,6 +28,7 @@ class Context:
     clock: Clock = utcnow
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    """An ``async`` dependency on purpose: FastAPI runs plain ``def`` dependencies in a thread pool."""
     ctx: Context = request.app.state.ctx
     return ctx

@@ -2,13 +2,15 @@
 
 SQLite allows one writer at a time, and a deferred transaction that reads and then writes fails
 at once (``database is locked``) when another writer committed in between. So on SQLite writes go
-through their own one-connection engine whose transactions start with ``BEGIN IMMEDIATE``: writers
-queue in the pool instead of failing, and readers keep their own pool (WAL lets them read while
-one writes). On PostgreSQL both roles share one engine.
+through their own engine whose transactions start with ``BEGIN IMMEDIATE``, one at a time behind
+an ``asyncio.Lock`` (FIFO: waiting in SQLAlchemy's pool instead let some writers starve for over a
+second under load, measured), and readers keep their own pool (WAL lets them read while one
+writes). On PostgreSQL both roles share one engine and no lock is taken.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +44,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")  # waits happen in retry_busy, off the busy handler
+    cursor.close()
 
 
 def _begin_immediate(connection: Any) -> None:
@@ -54,9 +59,11 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"async_creator": inline_creator(database or ":memory:")}
     if writer:
-        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
+        kwargs.update(pool_size=2, max_overflow=2, pool_timeout=60)
     else:
-        kwargs.update(pool_size=4, max_overflow=4)
+        # Inline connections are cheap to keep; a pool smaller than the number of requests in
+        # flight would open and close one per request.
+        kwargs.update(pool_size=32, max_overflow=32)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     if writer:
@@ -79,6 +86,7 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
             self.write_engine = self.read_engine
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
@@ -87,9 +95,17 @@ class Database:
         return "sqlite" if self.is_sqlite else "postgresql"
 
     @asynccontextmanager
+    async def _one_writer(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+        else:
+            async with self._write_lock:
+                yield
+
+    @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed when the block ends, rolled back on an exception."""
-        async with self._writer() as session, session.begin():
+        async with self._one_writer(), self._writer() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -107,7 +123,7 @@ class Database:
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:
         """A Core write transaction for the hot write paths; committed when the block ends."""
-        async with self.write_engine.begin() as connection:
+        async with self._one_writer(), self.write_engine.begin() as connection:
             yield connection
 
     async def dispose(self) -> None:

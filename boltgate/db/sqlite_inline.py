@@ -6,9 +6,10 @@ Why: aiosqlite hands every call to a per-connection thread and back. Measured he
 answers reads in microseconds and never blocks readers, and our one-connection writer pool means
 this process never waits on its own lock; so running the calls inline is both faster and simpler.
 
-The price: when *another process* holds SQLite's write lock (a second ``serve`` worker, the CLI),
-``BEGIN IMMEDIATE`` waits in SQLite's busy handler on the loop thread. That is why SQLite is the
-embedded, one-process default and PostgreSQL the engine for several workers or replicas.
+Waiting for *another process's* write lock (a second ``serve`` worker, the CLI) must not block
+the loop, so writer connections run with ``busy_timeout=0`` and :func:`retry_busy` retries a
+``BEGIN IMMEDIATE`` that finds the database locked after an ``asyncio.sleep`` (short, growing
+pauses, up to a deadline) instead of SQLite's sleeping busy handler.
 
 It implements exactly what SQLAlchemy's aiosqlite dialect uses, and is plugged in through
 ``create_async_engine(..., async_creator=...)``.
@@ -19,7 +20,31 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+BUSY_DEADLINE_SECONDS = 15.0
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+async def retry_busy(operation: Callable[[], T]) -> T:
+    """Run ``operation``; while another process holds the write lock, pause without blocking."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_DEADLINE_SECONDS
+    pause = 0.0005
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or loop.time() > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.02)
 
 
 class InlineCursor:
@@ -33,7 +58,11 @@ class InlineCursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
-        self._cursor.execute(sql, () if parameters is None else parameters)
+        params = () if parameters is None else parameters
+        if sql.startswith("BEGIN"):
+            await retry_busy(lambda: self._cursor.execute(sql, params))
+        else:
+            self._cursor.execute(sql, params)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:

@@ -403,9 +403,8 @@ def decode(invoice: str, *, require_payment_secret: bool = True) -> Bolt11Invoic
             fallback = _fallback(payload)
             if fallback is not None:
                 fallbacks.append(fallback)
-        elif tag == "m":
-            if metadata is None:
-                metadata = _fixed_bytes(payload, tag)
+        elif tag == "m" and metadata is None:
+            metadata = _fixed_bytes(payload, tag)
         # Anything else is a field we do not know: skipped, as the spec requires.
 
     if payment_hash is None:
@@ -568,7 +567,10 @@ def encode(
     hrp = "ln" + currency + amount_to_hrp(amount_msat)
     fields = [_field("p", bech32.bytes_to_chars(payment_hash))]
     if description is not None:
-        raw = description.encode("utf-8")
+        try:
+            raw = description.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Bolt11Error("description is not encodable as UTF-8 (lone surrogate)") from None
         if len(raw) > _MAX_FIELD_BYTES:
             raise Bolt11Error(
                 f"description is {len(raw)} bytes, more than {_MAX_FIELD_BYTES}: use description_hash"

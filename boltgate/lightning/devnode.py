@@ -25,6 +25,7 @@ from pathlib import Path
 
 import coincurve
 
+from boltgate.db.sqlite_inline import retry_busy
 from boltgate.lightning import bolt11
 from boltgate.lightning.base import (
     CreatedInvoice,
@@ -60,6 +61,12 @@ CREATE TABLE IF NOT EXISTS outgoing (
 """
 
 
+_INSERT_INVOICE = (
+    "INSERT INTO invoices (payment_hash, preimage, bolt11, amount_msat, created_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
 def _load_or_create_key(path: Path) -> coincurve.PrivateKey:
     if path.exists():
         return coincurve.PrivateKey(bytes.fromhex(path.read_text().strip()))
@@ -92,11 +99,13 @@ class DevNode:
         self._min_final_cltv_expiry = min_final_cltv_expiry
         self._poll_interval = poll_interval
         self._db = sqlite3.connect(
-            directory / "devnode.sqlite3", timeout=15, isolation_level=None, check_same_thread=False
+            directory / "devnode.sqlite3", timeout=0, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=15000")  # only while setting up, then 0:
+        self._db.executescript(_SCHEMA)  # waits for other processes happen in retry_busy
+        self._db.execute("PRAGMA busy_timeout=0")
         self._settled = asyncio.Event()
 
     async def create_invoice(
@@ -122,11 +131,8 @@ class DevNode:
             expiry=expiry_seconds,
             min_final_cltv_expiry=self._min_final_cltv_expiry,
         )
-        self._db.execute(
-            "INSERT INTO invoices (payment_hash, preimage, bolt11, amount_msat, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (payment_hash.hex(), preimage.hex(), invoice, amount_msat, now, now + expiry_seconds),
-        )
+        row = (payment_hash.hex(), preimage.hex(), invoice, amount_msat, now, now + expiry_seconds)
+        await retry_busy(lambda: self._db.execute(_INSERT_INVOICE, row))
         return CreatedInvoice(
             payment_hash=payment_hash.hex(),
             payment_request=invoice,
@@ -190,7 +196,7 @@ class DevNode:
         payment_hash = decoded.payment_hash.hex()
         if decoded.payee != self.pubkey:
             return PaymentResult(PaymentStatus.FAILED, payment_hash, error="no route to the payee")
-        return self._settle(payment_hash, bolt11_invoice, amount_msat)
+        return await self._settle(payment_hash, bolt11_invoice, amount_msat)
 
     async def pay_payment_hash(self, payment_hash: str) -> PaymentResult:
         """Pay this node's own invoice found by its payment hash (``boltgate dev pay <hash>``)."""
@@ -199,11 +205,11 @@ class DevNode:
         ).fetchone()
         if row is None:
             return PaymentResult(PaymentStatus.FAILED, payment_hash, error="unknown payment hash")
-        return self._settle(payment_hash.lower(), row[0], None)
+        return await self._settle(payment_hash.lower(), row[0], None)
 
-    def _settle(self, payment_hash: str, invoice: str, amount_msat: int | None) -> PaymentResult:
+    async def _settle(self, payment_hash: str, invoice: str, amount_msat: int | None) -> PaymentResult:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        await retry_busy(lambda: db.execute("BEGIN IMMEDIATE"))
         try:
             row = db.execute(
                 "SELECT preimage, amount_msat, expires_at, state FROM invoices WHERE payment_hash = ?",

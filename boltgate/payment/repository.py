@@ -35,8 +35,11 @@ _INSERT_PAYMENT = insert(Payment)
 _INSERT_KEY = insert(IdempotencyKey)
 
 
+_ATTRIBUTES = [(attr.columns[0].name, attr.key) for attr in Payment.__mapper__.column_attrs]
+
+
 def _values(payment: Payment) -> dict[str, Any]:
-    return {attr.columns[0].name: getattr(payment, attr.key) for attr in Payment.__mapper__.column_attrs}
+    return {column: getattr(payment, key) for column, key in _ATTRIBUTES}
 
 
 async def insert_payment(conn: AsyncConnection, payment: Payment, idempotency_key: str | None) -> None:
