@@ -26,6 +26,7 @@ from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFaile
 from boltgate.lightning.base import LightningBackend
 from boltgate.lightning.devnode import DevNode
 from boltgate.ops import openapi
+from boltgate.ops.logging import configure as configure_logging
 from boltgate.ops.middleware import RequestMiddleware
 from boltgate.ops.ratelimit import RateLimiter
 from boltgate.payment import tasks
@@ -161,6 +162,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)  # again in each `--workers` process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -40,6 +40,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import coincurve
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT as _SECP_CONTEXT
+from coincurve.ecdsa import serialize_recoverable as _serialize_recoverable
 
 from boltgate.kit import bech32
 
@@ -541,14 +545,13 @@ def encode(
     if currency not in _CURRENCIES:
         raise Bolt11Error(f"unknown currency {currency!r}; one of {sorted(_CURRENCIES)}")
     if isinstance(private_key, coincurve.PrivateKey):
-        key = private_key
+        secret = private_key.secret
     else:
-        if len(private_key) != 32:
+        secret = bytes(private_key)
+        if len(secret) != 32:
             raise Bolt11Error("private key must be 32 bytes")
-        try:
-            key = coincurve.PrivateKey(private_key)
-        except ValueError:
-            raise Bolt11Error("invalid private key") from None
+        if not 0 < int.from_bytes(secret, "big") < _CURVE_ORDER:
+            raise Bolt11Error("invalid private key")
     _check_len("payment_hash", payment_hash, 32)
     if not 0 <= timestamp <= _MAX_TIMESTAMP:
         raise Bolt11Error(f"timestamp must fit in 35 bits, got {timestamp}")
@@ -591,7 +594,12 @@ def encode(
         _check_u64("min_final_cltv_expiry", min_final_cltv_expiry)
         fields.append(_field("c", bech32.int_to_chars(min_final_cltv_expiry)))
     if include_payee:
-        fields.append(_field("n", bech32.bytes_to_chars(key.public_key.format(compressed=True))))
+        payee = (
+            private_key.public_key
+            if isinstance(private_key, coincurve.PrivateKey)
+            else coincurve.PublicKey.from_valid_secret(secret)
+        )
+        fields.append(_field("n", bech32.bytes_to_chars(payee.format(compressed=True))))
     for fallback in fallbacks:
         if not (0 <= fallback.version <= 18 and _fallback_is_valid(fallback.version, fallback.program)):
             raise Bolt11Error(f"invalid fallback: version {fallback.version}, {len(fallback.program)} bytes")
@@ -603,5 +611,17 @@ def encode(
 
     data = bech32.int_to_chars(timestamp, _TIMESTAMP_CHARS) + "".join(fields)
     message = hashlib.sha256(hrp.encode("ascii") + bech32.chars_to_bytes(data, padded=False)).digest()
-    signature = key.sign_recoverable(message, hasher=None)
-    return bech32.encode(hrp, data + bech32.bytes_to_chars(signature))
+    return bech32.encode(hrp, data + bech32.bytes_to_chars(_sign_recoverable(secret, message)))
+
+
+def _sign_recoverable(secret: bytes, digest: bytes) -> bytes:
+    """64-byte compact signature + recovery id, RFC 6979 nonce, lower-S (libsecp256k1's rules).
+
+    ``coincurve.PrivateKey(secret).sign_recoverable`` gives the same bytes, but constructing a
+    ``PrivateKey`` derives two public keys first (two scalar multiplications, more than the
+    signature itself costs), so callers holding the key as bytes would pay for them every time.
+    """
+    signature = _ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not _lib.secp256k1_ecdsa_sign_recoverable(_SECP_CONTEXT.ctx, signature, digest, secret, _ffi.NULL, _ffi.NULL):
+        raise Bolt11Error("invalid private key")  # unreachable: checked by the caller
+    return bytes(_serialize_recoverable(signature, _SECP_CONTEXT))
