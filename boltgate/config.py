@@ -92,10 +92,17 @@ class Settings(BaseSettings):
     rate_limit: str = Field("100/second", description="per API key (or client IP) request limit")
     redis_url: str | None = Field(None, description="redis://… to share rate limits across replicas")
     max_body_bytes: int = Field(65536, ge=1024, description="largest accepted request body")
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING, ERROR"
+    )
     log_json: bool = Field(True, description="JSON logs (false: human-readable console)")
     access_log: bool = Field(False, description="log every request (JSON, with its request id)")
     run_workers: bool = Field(True, description="run the settlement watcher and scheduler in-process")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("rate_providers", mode="before")
     @classmethod
