@@ -5,7 +5,8 @@ at once (``database is locked``) when another writer committed in between. So on
 through their own engine whose transactions start with ``BEGIN IMMEDIATE``, one at a time behind
 an ``asyncio.Lock`` (FIFO: waiting in SQLAlchemy's pool instead let some writers starve for over a
 second under load, measured), and readers keep their own pool (WAL lets them read while one
-writes). On PostgreSQL both roles share one engine and no lock is taken.
+writes). On PostgreSQL reads use an autocommit engine (one round trip per query) and writes a
+transactional one; no lock is taken.
 """
 
 from __future__ import annotations
@@ -82,10 +83,18 @@ class Database:
             self.read_engine = _sqlite_engine(url, writer=False)
             self.write_engine = _sqlite_engine(url, writer=True)
         else:
+            # Reads run in autocommit: one round trip per query instead of BEGIN, query, ROLLBACK
+            # (and no pre-ping: a dead connection is recycled on its first error).
             self.read_engine = create_async_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_recycle=600,
+                isolation_level="AUTOCOMMIT",
+            )
+            self.write_engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
-            self.write_engine = self.read_engine
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
