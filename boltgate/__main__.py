@@ -31,6 +31,7 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import structlog
     import uvicorn
 
     from boltgate.ops.logging import configure
@@ -41,6 +42,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["BOLTGATE_PORT"] = str(args.port)
     settings = _settings()
     configure(settings.log_level, settings.log_json)
+    if args.workers > 1 and settings.effective_database_url.startswith("sqlite"):
+        structlog.get_logger("boltgate").warning(
+            "sqlite_with_several_workers",
+            hint="writes of the workers queue on one SQLite file; use PostgreSQL for several workers",
+        )
     if settings.auto_migrate:
         from boltgate.db.migrate import upgrade
 
@@ -232,7 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway (HTTP API, checkout, workers)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1, or BOLTGATE_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8402, or BOLTGATE_PORT)")
-    serve.add_argument("--workers", type=int, default=1, help="HTTP worker processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="HTTP worker processes (default 1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="run only the background workers").set_defaults(func=cmd_worker)
