@@ -231,6 +231,12 @@ def cmd_dev_pay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 64")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,11 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8402, or BOLTGATE_PORT)")
     serve.add_argument(
         "--workers",
-        type=int,
+        type=_worker_count,
         default=1,
-        choices=range(1, 65),
         metavar="N",
-        help="HTTP worker processes (default 1)",
+        help="HTTP worker processes, 1-64 (default 1)",
     )
     serve.set_defaults(func=cmd_serve)
 
