@@ -135,6 +135,18 @@ class Database:
         async with self._one_writer(), self.write_engine.begin() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+        """For exactly one write statement, which is atomic on its own: on PostgreSQL it runs in
+        autocommit (one round trip instead of ping, BEGIN, statement, COMMIT); on SQLite it is an
+        ordinary write transaction."""
+        if self.is_sqlite:
+            async with self.write_connection() as connection:
+                yield connection
+        else:
+            async with self.read_engine.connect() as connection:
+                yield connection
+
     async def dispose(self) -> None:
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:

@@ -146,8 +146,12 @@ async def create_payment(
         updated_at=now,
     )
     try:
-        async with db.write_connection() as conn:
-            await repository.insert_payment(conn, payment, idempotency_key)
+        if idempotency_key is None:
+            async with db.single_statement() as conn:
+                await repository.insert_payment(conn, payment, None)
+        else:
+            async with db.write_connection() as conn:
+                await repository.insert_payment(conn, payment, idempotency_key)
     except IntegrityError:
         # A concurrent request with the same orderId or key won the race: answer as it did.
         async with db.read_connection() as conn:
