@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
+from boltgate.db.conn import AsyncConn, Conn, SyncConn, begin_write, sqlite_sync_engine
 from boltgate.db.sqlite_inline import inline_creator
 
 
@@ -96,6 +96,8 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self._sync_read = sqlite_sync_engine(url, writer=False) if self.is_sqlite else None
+        self._sync_write = sqlite_sync_engine(url, writer=True) if self.is_sqlite else None
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
@@ -124,19 +126,35 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A Core connection for the hot read paths (half the cost of an ORM session)."""
-        async with self.read_engine.connect() as connection:
-            yield connection
+    async def read_connection(self) -> AsyncIterator[Conn]:
+        """A Core connection for the hot read paths (see :mod:`boltgate.db.conn`)."""
+        if self._sync_read is not None:
+            with self._sync_read.connect() as connection:
+                yield SyncConn(connection)
+        else:
+            async with self.read_engine.connect() as connection:
+                yield AsyncConn(connection)
 
     @asynccontextmanager
-    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+    async def write_connection(self) -> AsyncIterator[Conn]:
         """A Core write transaction for the hot write paths; committed when the block ends."""
-        async with self._one_writer(), self.write_engine.begin() as connection:
-            yield connection
+        if self._sync_write is not None:
+            async with self._one_writer():
+                sync = await begin_write(self._sync_write)
+                try:
+                    yield SyncConn(sync)
+                    sync.commit()
+                except BaseException:
+                    sync.rollback()
+                    raise
+                finally:
+                    sync.close()
+        else:
+            async with self.write_engine.begin() as connection:
+                yield AsyncConn(connection)
 
     @asynccontextmanager
-    async def single_statement(self) -> AsyncIterator[AsyncConnection]:
+    async def single_statement(self) -> AsyncIterator[Conn]:
         """For exactly one write statement, which is atomic on its own: on PostgreSQL it runs in
         autocommit (one round trip instead of ping, BEGIN, statement, COMMIT); on SQLite it is an
         ordinary write transaction."""
@@ -145,9 +163,12 @@ class Database:
                 yield connection
         else:
             async with self.read_engine.connect() as connection:
-                yield connection
+                yield AsyncConn(connection)
 
     async def dispose(self) -> None:
+        for engine in (self._sync_read, self._sync_write):
+            if engine is not None:
+                engine.dispose()
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()

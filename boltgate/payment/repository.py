@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from boltgate.db.conn import Conn
 from boltgate.payment.models import IdempotencyKey, Payment
 
 PaymentRow = Row[Any]
@@ -42,7 +43,7 @@ def _values(payment: Payment) -> dict[str, Any]:
     return {column: getattr(payment, key) for column, key in _ATTRIBUTES}
 
 
-async def insert_payment(conn: AsyncConnection, payment: Payment, idempotency_key: str | None) -> None:
+async def insert_payment(conn: Conn, payment: Payment, idempotency_key: str | None) -> None:
     await conn.execute(_INSERT_PAYMENT, _values(payment))
     if idempotency_key is not None:
         await conn.execute(
@@ -57,15 +58,15 @@ async def insert_payment(conn: AsyncConnection, payment: Payment, idempotency_ke
         )
 
 
-async def fetch(conn: AsyncConnection, merchant_id: str, payment_id: str) -> PaymentRow | None:
+async def fetch(conn: Conn, merchant_id: str, payment_id: str) -> PaymentRow | None:
     return (await conn.execute(_BY_ID, {"id": payment_id, "m": merchant_id})).first()
 
 
-async def fetch_by_order(conn: AsyncConnection, merchant_id: str, order_id: str) -> PaymentRow | None:
+async def fetch_by_order(conn: Conn, merchant_id: str, order_id: str) -> PaymentRow | None:
     return (await conn.execute(_BY_ORDER, {"m": merchant_id, "order_id": order_id})).first()
 
 
-async def fetch_by_idempotency_key(conn: AsyncConnection, merchant_id: str, key: str) -> PaymentRow | None:
+async def fetch_by_idempotency_key(conn: Conn, merchant_id: str, key: str) -> PaymentRow | None:
     """The payment made under this key; its row carries the key's ``key_fingerprint``."""
     return (await conn.execute(_BY_KEY, {"m": merchant_id, "key": key})).first()
 

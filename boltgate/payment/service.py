@@ -16,9 +16,10 @@ from decimal import Decimal
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.config import Settings
+from boltgate.db.conn import Conn
 from boltgate.db.engine import Database
 from boltgate.errors import Conflict, NotFound, ValidationFailed
 from boltgate.kit import money
@@ -70,7 +71,7 @@ async def price(body: PaymentCreate, rates: RateService, settings: Settings) -> 
 
 
 async def _existing(
-    conn: AsyncConnection, merchant_id: str, body: PaymentCreate, fingerprint: str, idem_key: str | None
+    conn: Conn, merchant_id: str, body: PaymentCreate, fingerprint: str, idem_key: str | None
 ) -> PaymentView | None:
     """The payment an earlier identical request made, or a 409 when the same ids came with another body."""
     if idem_key is not None:
@@ -165,14 +166,14 @@ async def create_payment(
     return payment, True
 
 
-async def get_payment(conn: AsyncConnection, merchant_id: str, invoice_id: str) -> PaymentView:
+async def get_payment(conn: Conn, merchant_id: str, invoice_id: str) -> PaymentView:
     payment = await repository.fetch(conn, merchant_id, invoice_id)
     if payment is None:
         raise NotFound(f"payment {invoice_id} not found", code="payment_not_found")
     return payment
 
 
-async def get_payment_by_order(conn: AsyncConnection, merchant_id: str, order_id: str) -> PaymentView:
+async def get_payment_by_order(conn: Conn, merchant_id: str, order_id: str) -> PaymentView:
     payment = await repository.fetch_by_order(conn, merchant_id, order_id)
     if payment is None:
         raise NotFound(f"no payment for orderId {order_id!r}", code="payment_not_found")
