@@ -68,6 +68,15 @@ TARGETS = (
     "Targets: create ≥ 1,000/s and look-up ≥ 2,000/s at concurrency 16 with p99 < 50 ms "
     "(≥ 40 % and ≥ 60 % of the framework ceiling)."
 )
+NOTES = (
+    "boltgate runs with its defaults (dev Lightning node, JSON logs, in-process workers) and "
+    "`BOLTGATE_RATE_LIMIT=1000000/second`; PostgreSQL 127.0.0.1, one fresh database per worker count. "
+    f"LNbits {LNBITS_VERSION} from PyPI: FakeWallet on SQLite, headless (`LNBITS_ADMIN_UI=false`), rate "
+    "limit raised, exchange-rate providers / price aggregator / extension manifests off, wallet fiat "
+    "currency cleared, uvicorn with the same flags and worker count (access log off). Lookups pick "
+    f"random ids among {POOL_SIZE} pre-created payments. errors = non-2xx/3xx + socket errors; "
+    "% of ceiling = req/s / the FastAPI ceiling's req/s for the same workers, operation and concurrency."
+)
 TARGET_RPS = {"create": 1000.0, "lookup": 2000.0}
 TARGET_PCT = {"create": 40.0, "lookup": 60.0}
 TARGET_P99_MS = 50.0
@@ -211,7 +220,10 @@ def ensure_lnbits() -> Path:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(LNBITS_VENV)], check=True)
         pip = [str(lnbits_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, *LNBITS_PINS], check=True)
-    probe = "import pathlib, lnbits; print(pathlib.Path(lnbits.__file__).parent.parent)"
+    # find_spec, not import: importing lnbits writes ./data/.lnbits_auth_key into the current directory
+    probe = (
+        "import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec('lnbits').origin).parent.parent)"
+    )
     done = subprocess.run([lnbits_python(), "-I", "-c", probe], capture_output=True, text=True, check=True)
     return Path(done.stdout.strip())
 
@@ -429,10 +441,15 @@ def boltgate_target(base: str, key: str) -> Target:
 
 
 @contextlib.contextmanager
-def boltgate_server(work: Path, workers: int, database_url: str | None) -> Iterator[Served]:
-    """``boltgate serve`` on a fresh data dir (SQLite there, or ``database_url``), stopped after."""
+def boltgate_server(
+    work: Path, workers: int, database_url: str | None, settings: dict[str, str] | None = None
+) -> Iterator[Served]:
+    """``boltgate serve`` on a fresh data dir (SQLite there, or ``database_url``), stopped after.
+
+    ``settings`` adds ``BOLTGATE_*`` variables (the environment's own are not passed on).
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="boltgate-data-", dir=work))
-    extra = {"BOLTGATE_DATA_DIR": str(data_dir), "BOLTGATE_RATE_LIMIT": "1000000/second"}
+    extra = {"BOLTGATE_DATA_DIR": str(data_dir), "BOLTGATE_RATE_LIMIT": "1000000/second", **(settings or {})}
     if database_url:
         extra["BOLTGATE_DATABASE_URL"] = database_url
     env = clean_env("BOLTGATE_", extra)
@@ -600,17 +617,36 @@ def verdicts(cells: list[Cell]) -> list[str]:
     return out
 
 
-def report(cells: list[Cell], opts: Options, wrk: str) -> str:
+def boltgate_revision() -> str:
+    """The commit boltgate ran at (``+ local changes`` when boltgate/ differs from it)."""
+    git = ["git", "-C", str(BENCH.parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "boltgate"], capture_output=True, text=True, check=False
+    )
+    return head.stdout.strip() + (" + local changes" if dirty.stdout.strip() else "")
+
+
+def source_stamp() -> float:
+    """Newest modification time among boltgate's sources (others edit them while benchmarks run)."""
+    return max((f.stat().st_mtime for f in (BENCH.parent / "boltgate").rglob("*.py")), default=0.0)
+
+
+def report(cells: list[Cell], opts: Options, wrk: str, revision: str) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = shlex.join([".venv/bin/python", "bench/payments.py", *sys.argv[1:]])
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False).stdout
     first = (version.splitlines() or ["wrk"])[0].split(" Copyright")[0]
     return "\n".join(
         [
-            f"Run {when}: `{command}`",
+            f"Run {when}: `{command}` (boltgate at {revision})",
             "",
-            f"Machine: {os.cpu_count()} cores; {first}, {WRK_THREADS} thread, {opts.duration} s per cell "
-            f"after a {opts.warmup} s warm-up; LNbits {LNBITS_VERSION} (FakeWallet, SQLite).",
+            f"Machine: {os.cpu_count()} cores (wrk and the servers share them); {first}, "
+            f"{WRK_THREADS} thread, {opts.duration} s per cell after a {opts.warmup} s warm-up.",
+            "",
+            NOTES,
             "",
             table(cells),
             "",
@@ -680,15 +716,19 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     wrk = ensure_wrk()
     site = ensure_lnbits()
     started = time.monotonic()
+    revision, stamp = boltgate_revision(), source_stamp()
     try:
         cells = run(opts, wrk, site)
     except KeyboardInterrupt:
         print("payments bench: interrupted; servers stopped", file=sys.stderr)
         return 130
-    text = report(cells, opts, wrk)
+    if boltgate_revision() != revision or source_stamp() != stamp:
+        revision += "; its files CHANGED during the run, so the rows may mix versions"
+    text = report(cells, opts, wrk, revision)
     print(f"\n{text}\n\n(total {time.monotonic() - started:.0f} s)")
     if opts.write:
         write_results(text)
