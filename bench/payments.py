@@ -75,7 +75,9 @@ NOTES = (
     "limit raised, exchange-rate providers / price aggregator / extension manifests off, wallet fiat "
     "currency cleared, uvicorn with the same flags and worker count (access log off). Lookups pick "
     f"random ids among {POOL_SIZE} pre-created payments. errors = non-2xx/3xx + socket errors; "
-    "% of ceiling = req/s / the FastAPI ceiling's req/s for the same workers, operation and concurrency."
+    "% of ceiling = req/s / the FastAPI ceiling's req/s for the same workers, operation and concurrency. "
+    "This machine's speed drifts: the same cell varies by 20-40 % between runs minutes apart (the "
+    "ceiling too), so compare rows of one run, or the % column, rather than runs."
 )
 TARGET_RPS = {"create": 1000.0, "lookup": 2000.0}
 TARGET_PCT = {"create": 40.0, "lookup": 60.0}

@@ -34,7 +34,9 @@ async def test_payment_without_a_rate_is_503_and_writes_nothing(make_gateway, ma
     _, key = await make_merchant()
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         response = await http.post(
-            "/api/payments", json={"orderId": "no-rate", "amount": "5.00", "currency": "USD"}, headers=auth(key)
+            "/api/payments",
+            json={"orderId": "no-rate", "amount": "5.00", "currency": "USD"},
+            headers=auth(key),
         )
         assert response.status_code == 503
         assert response.json()["error"] == "rate_unavailable"
