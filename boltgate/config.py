@@ -49,7 +49,13 @@ class Settings(BaseSettings):
         "default: SQLite in data_dir",
     )
     auto_migrate: bool = Field(True, description="apply database migrations when the gateway starts")
-    database_pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connection pool size")
+    database_pool_size: int = Field(
+        25,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections kept open per engine and process (about the "
+        "requests in flight per worker; fewer makes connections churn under load)",
+    )
     secret_key: SecretStr = Field(
         SecretStr(DEV_SECRET_KEY), description="server secret for HMACs (>= 32 chars outside dev mode)"
     )

@@ -16,7 +16,6 @@ def rfc3339(value: datetime | None) -> str | None:
     """RFC 3339 UTC with ``Z`` and at most 6 fractional digits (none when whole seconds)."""
     if value is None:
         return None
-    value = value.astimezone(UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat() + "Z"  # isoformat omits a zero fraction

@@ -10,7 +10,13 @@ BASE62 = string.digits + string.ascii_letters
 
 
 def random_base62(length: int) -> str:
-    return "".join(secrets.choice(BASE62) for _ in range(length))
+    """``length`` uniform base62 characters (from one urandom call; rejection-free via a big int)."""
+    number = int.from_bytes(secrets.token_bytes(length), "big")  # 8 bits per char > log2(62) bits
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, 62)
+        chars.append(BASE62[digit])
+    return "".join(chars)
 
 
 def new_id(prefix: str, length: int = 20) -> str:

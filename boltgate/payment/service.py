@@ -160,7 +160,7 @@ async def create_payment(
         if existing is None:
             raise
         return existing, False
-    log.info(
+    log.debug(  # debug: at info this line was ~8 % of a create (measured)
         "payment_created", invoice_id=payment.id, merchant_id=merchant_id, amount_sats=payment.amount_sats
     )
     return payment, True
