@@ -11,13 +11,18 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
 from boltgate.config import ConfigError, Settings
 
+if TYPE_CHECKING:
+    from boltgate.db.engine import Database
+
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -93,37 +98,39 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_db(settings: Settings) -> object:
+def _db_job(job: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``job`` against the configured database (migrated first); a domain error exits 2."""
     from boltgate.db.engine import Database
     from boltgate.db.migrate import upgrade
-
-    if settings.auto_migrate:
-        await upgrade(settings.effective_database_url)
-    return Database(settings.effective_database_url)
-
-
-def cmd_merchant_create(args: argparse.Namespace) -> int:
-    from boltgate.db.engine import Database
     from boltgate.errors import BoltgateError
-    from boltgate.merchant import service
 
     settings = _settings()
 
-    async def run() -> tuple[str, str, str]:
-        db = await _with_db(settings)
-        assert isinstance(db, Database)
+    async def run() -> T:
+        if settings.auto_migrate:
+            await upgrade(settings.effective_database_url)
+        db = Database(settings.effective_database_url)
         try:
-            async with db.writing() as session:
-                merchant, issued = await service.create_merchant(session, args.name)
-            return merchant.id, issued.key.id, issued.secret
+            return await job(db)
         finally:
             await db.dispose()
 
     try:
-        merchant_id, key_id, secret = asyncio.run(run())
+        return asyncio.run(run())
     except BoltgateError as exc:
         print(f"boltgate: {exc.detail}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from exc
+
+
+def cmd_merchant_create(args: argparse.Namespace) -> int:
+    from boltgate.merchant import service
+
+    async def job(db: Database) -> tuple[str, str, str]:
+        async with db.writing() as session:
+            merchant, issued = await service.create_merchant(session, args.name)
+        return merchant.id, issued.key.id, issued.secret
+
+    merchant_id, key_id, secret = _db_job(job)
     print(f"merchant: {merchant_id} ({args.name.strip()})")
     print(f"api key id: {key_id} (shown once; store the key now)")
     print(secret)
@@ -131,73 +138,39 @@ def cmd_merchant_create(args: argparse.Namespace) -> int:
 
 
 def cmd_merchant_list(_args: argparse.Namespace) -> int:
-    from boltgate.db.engine import Database
     from boltgate.merchant import repository
 
-    settings = _settings()
+    async def job(db: Database) -> list[tuple[str, str, bool]]:
+        async with db.reading() as session:
+            return [(m.id, m.name, m.is_active) for m in await repository.list_merchants(session)]
 
-    async def run() -> list[tuple[str, str, bool]]:
-        db = await _with_db(settings)
-        assert isinstance(db, Database)
-        try:
-            async with db.reading() as session:
-                return [(m.id, m.name, m.is_active) for m in await repository.list_merchants(session)]
-        finally:
-            await db.dispose()
-
-    for merchant_id, name, active in asyncio.run(run()):
+    for merchant_id, name, active in _db_job(job):
         print(f"{merchant_id}\t{'active' if active else 'inactive'}\t{name}")
     return 0
 
 
 def cmd_key_create(args: argparse.Namespace) -> int:
-    from boltgate.db.engine import Database
-    from boltgate.errors import BoltgateError
     from boltgate.merchant import service
 
-    settings = _settings()
+    async def job(db: Database) -> tuple[str, str]:
+        async with db.writing() as session:
+            issued = await service.create_key(session, args.merchant_id, args.name, test=args.test)
+        return issued.key.id, issued.secret
 
-    async def run() -> tuple[str, str]:
-        db = await _with_db(settings)
-        assert isinstance(db, Database)
-        try:
-            async with db.writing() as session:
-                issued = await service.create_key(session, args.merchant_id, args.name, test=args.test)
-            return issued.key.id, issued.secret
-        finally:
-            await db.dispose()
-
-    try:
-        key_id, secret = asyncio.run(run())
-    except BoltgateError as exc:
-        print(f"boltgate: {exc.detail}", file=sys.stderr)
-        return 2
+    key_id, secret = _db_job(job)
     print(f"api key id: {key_id} (shown once; store the key now)")
     print(secret)
     return 0
 
 
 def cmd_key_revoke(args: argparse.Namespace) -> int:
-    from boltgate.db.engine import Database
-    from boltgate.errors import BoltgateError
     from boltgate.merchant import service
 
-    settings = _settings()
+    async def job(db: Database) -> None:
+        async with db.writing() as session:
+            await service.revoke_key(session, args.merchant_id, args.key_id)
 
-    async def run() -> None:
-        db = await _with_db(settings)
-        assert isinstance(db, Database)
-        try:
-            async with db.writing() as session:
-                await service.revoke_key(session, args.merchant_id, args.key_id)
-        finally:
-            await db.dispose()
-
-    try:
-        asyncio.run(run())
-    except BoltgateError as exc:
-        print(f"boltgate: {exc.detail}", file=sys.stderr)
-        return 2
+    _db_job(job)
     print(f"revoked {args.key_id}")
     return 0
 
