@@ -31,6 +31,7 @@ from boltgate.ops.middleware import RequestMiddleware
 from boltgate.ops.ratelimit import RateLimiter
 from boltgate.payment import tasks
 from boltgate.rates.service import RateService, build_providers
+from boltgate.web import iter_routes
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +114,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.routes:
+    for route in iter_routes(request.app.routes):
         if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
     return sorted(methods)

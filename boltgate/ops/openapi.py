@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
-from boltgate.web import problems
+from boltgate.web import API_KEY_SCHEME, iter_routes, merchant_auth, problems
+
+
+def _uses(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(dep.call is call or _uses(dep, call) for dep in dependant.dependencies)
 
 
 def install(app: FastAPI) -> None:
@@ -19,6 +26,13 @@ def install(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         bad_request = problems(400)[400]
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKeyAuth"] = API_KEY_SCHEME
+        for route in iter_routes(app.routes):
+            if isinstance(route, APIRoute) and _uses(route.dependant, merchant_auth):
+                for method in route.methods or ():
+                    operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+                    if operation is not None:
+                        operation["security"] = [{"ApiKeyAuth": []}]
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.get("responses", {})

@@ -97,5 +97,8 @@ async def test_openapi_lists_every_route_with_its_problem_responses(client):
                 assert problem_statuses, (method, path)
                 for code in problem_statuses:
                     assert "application/problem+json" in responses[code]["content"], (method, path, code)
+    assert schema["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "X-API-Key"
+    assert schema["paths"]["/api/payments"]["post"]["security"] == [{"ApiKeyAuth": []}]
+    assert "security" not in schema["paths"]["/api/rates"]["get"]
     payments = schema["paths"]["/api/payments"]["post"]["responses"]
     assert {"201", "200", "400", "401", "409", "429"} <= set(payments)

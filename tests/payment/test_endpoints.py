@@ -253,6 +253,7 @@ async def test_unknown_routes_and_trailing_slash_do_not_redirect(client, merchan
     response = await client.put("/api/payments", headers=auth(key))
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, POST"
 
 
 async def test_bad_query_is_400(client, merchant):
