@@ -11,36 +11,55 @@ same interface wraps an ``AsyncConnection``.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import Result, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
+
+from boltgate.db.raw import RawStatement, Record
 
 BUSY_DEADLINE_SECONDS = 15.0
 Params = Mapping[str, Any] | None
 
 
 class Conn(Protocol):
-    async def execute(
-        self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Result[Any]: ...
+    async def execute(self, statement: Executable, parameters: Params = None) -> Result[Any]: ...
+
+    async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Any | None:
+        """The first row of a hot query (attribute access by column label), or None."""
+        ...
+
+    async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
+        """Run a hot write statement."""
+        ...
 
 
 class SyncConn:
-    __slots__ = ("_connection",)
+    """SQLite: hot statements go straight to the driver (:mod:`boltgate.db.raw`)."""
+
+    __slots__ = ("_connection", "_driver")
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
 
-    async def execute(
-        self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Result[Any]:
+    async def execute(self, statement: Executable, parameters: Params = None) -> Result[Any]:
         return self._connection.execute(statement, parameters)
+
+    async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Record | None:
+        return raw.first(self._driver, parameters)
+
+    async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
+        try:
+            raw.run(self._driver, parameters)
+        except sqlite3.IntegrityError as exc:  # the same exception the SQLAlchemy path raises
+            raise IntegrityError(raw.sql, None, exc) from exc
 
 
 class AsyncConn:
@@ -49,10 +68,14 @@ class AsyncConn:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def execute(
-        self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Result[Any]:
+    async def execute(self, statement: Executable, parameters: Params = None) -> Result[Any]:
         return await self._connection.execute(statement, parameters)
+
+    async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Any | None:
+        return (await self._connection.execute(raw.statement, parameters)).first()
+
+    async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
+        await self._connection.execute(raw.statement, parameters)
 
 
 def _pragmas(busy_timeout_ms: int) -> Any:

@@ -17,9 +17,10 @@ from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.db.conn import Conn
+from boltgate.db.raw import RawStatement, Record
 from boltgate.payment.models import IdempotencyKey, Payment
 
-PaymentRow = Row[Any]
+PaymentRow = Row[Any] | Record
 _payments = Payment.__table__
 _keys = IdempotencyKey.__table__
 _COLUMNS = [attr.columns[0].label(attr.key) for attr in Payment.__mapper__.column_attrs]
@@ -37,6 +38,12 @@ _INSERT_KEY = insert(IdempotencyKey)
 
 
 _ATTRIBUTES = [(attr.columns[0].name, attr.key) for attr in Payment.__mapper__.column_attrs]
+_KEY_COLUMNS = ["merchant_id", "key", "fingerprint", "payment_id", "created_at"]
+RAW_BY_ID = RawStatement(_BY_ID)
+RAW_BY_ORDER = RawStatement(_BY_ORDER)
+RAW_BY_KEY = RawStatement(_BY_KEY)
+RAW_INSERT_PAYMENT = RawStatement(_INSERT_PAYMENT, [column for column, _ in _ATTRIBUTES])
+RAW_INSERT_KEY = RawStatement(_INSERT_KEY, _KEY_COLUMNS)
 
 
 def _values(payment: Payment) -> dict[str, Any]:
@@ -44,10 +51,10 @@ def _values(payment: Payment) -> dict[str, Any]:
 
 
 async def insert_payment(conn: Conn, payment: Payment, idempotency_key: str | None) -> None:
-    await conn.execute(_INSERT_PAYMENT, _values(payment))
+    await conn.run(RAW_INSERT_PAYMENT, _values(payment))
     if idempotency_key is not None:
-        await conn.execute(
-            _INSERT_KEY,
+        await conn.run(
+            RAW_INSERT_KEY,
             {
                 "merchant_id": payment.merchant_id,
                 "key": idempotency_key,
@@ -59,16 +66,16 @@ async def insert_payment(conn: Conn, payment: Payment, idempotency_key: str | No
 
 
 async def fetch(conn: Conn, merchant_id: str, payment_id: str) -> PaymentRow | None:
-    return (await conn.execute(_BY_ID, {"id": payment_id, "m": merchant_id})).first()
+    return await conn.first(RAW_BY_ID, {"id": payment_id, "m": merchant_id})
 
 
 async def fetch_by_order(conn: Conn, merchant_id: str, order_id: str) -> PaymentRow | None:
-    return (await conn.execute(_BY_ORDER, {"m": merchant_id, "order_id": order_id})).first()
+    return await conn.first(RAW_BY_ORDER, {"m": merchant_id, "order_id": order_id})
 
 
 async def fetch_by_idempotency_key(conn: Conn, merchant_id: str, key: str) -> PaymentRow | None:
     """The payment made under this key; its row carries the key's ``key_fingerprint``."""
-    return (await conn.execute(_BY_KEY, {"m": merchant_id, "key": key})).first()
+    return await conn.first(RAW_BY_KEY, {"m": merchant_id, "key": key})
 
 
 async def get(session: AsyncSession, merchant_id: str, payment_id: str) -> Payment | None:

@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Row
 
+from boltgate.db.raw import Record
 from boltgate.kit import money
 from boltgate.kit.clock import rfc3339
 from boltgate.payment.models import Payment
@@ -151,7 +152,7 @@ class PaymentList(BaseModel):
     offset: int
 
 
-def payment_out(payment: Payment | Row[Any], base_url: str) -> dict[str, Any]:
+def payment_out(payment: Payment | Row[Any] | Record, base_url: str) -> dict[str, Any]:
     """The response dict, built by hand (no validation on the way out: this is the hot path)."""
     return {
         "invoiceId": payment.id,
