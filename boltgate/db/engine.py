@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from boltgate.db.conn import AsyncConn, Conn, SyncConn, begin_write, sqlite_sync_engine
+from boltgate.db.conn import AsyncConn, Conn, SqliteConn, SqlitePool, begin_write
 from boltgate.db.sqlite_inline import inline_creator
 
 
@@ -96,8 +96,8 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
-        self._sync_read = sqlite_sync_engine(url, writer=False) if self.is_sqlite else None
-        self._sync_write = sqlite_sync_engine(url, writer=True) if self.is_sqlite else None
+        self._sync_read = SqlitePool(url, writer=False, keep=32) if self.is_sqlite else None
+        self._sync_write = SqlitePool(url, writer=True, keep=2) if self.is_sqlite else None
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
@@ -129,8 +129,11 @@ class Database:
     async def read_connection(self) -> AsyncIterator[Conn]:
         """A Core connection for the hot read paths (see :mod:`boltgate.db.conn`)."""
         if self._sync_read is not None:
-            with self._sync_read.connect() as connection:
-                yield SyncConn(connection)
+            driver = self._sync_read.acquire()
+            try:
+                yield SqliteConn(driver)
+            finally:
+                self._sync_read.release(driver)
         else:
             async with self.read_engine.connect() as connection:
                 yield AsyncConn(connection)
@@ -142,13 +145,10 @@ class Database:
             async with self._one_writer():
                 sync = await begin_write(self._sync_write)
                 try:
-                    yield SyncConn(sync)
-                    sync.commit()
-                except BaseException:
-                    sync.rollback()
-                    raise
+                    yield SqliteConn(sync)
+                    sync.execute("COMMIT")
                 finally:
-                    sync.close()
+                    self._sync_write.release(sync)  # rolls back what was not committed
         else:
             async with self.write_engine.begin() as connection:
                 yield AsyncConn(connection)
@@ -166,9 +166,9 @@ class Database:
                 yield AsyncConn(connection)
 
     async def dispose(self) -> None:
-        for engine in (self._sync_read, self._sync_write):
-            if engine is not None:
-                engine.dispose()
+        for pool in (self._sync_read, self._sync_write):
+            if pool is not None:
+                pool.close()
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()

@@ -46,11 +46,11 @@ RAW_INSERT_PAYMENT = RawStatement(_INSERT_PAYMENT, [column for column, _ in _ATT
 RAW_INSERT_KEY = RawStatement(_INSERT_KEY, _KEY_COLUMNS)
 
 
-def _values(payment: Payment) -> dict[str, Any]:
+def _values(payment: Payment | Record) -> dict[str, Any]:
     return {column: getattr(payment, key) for column, key in _ATTRIBUTES}
 
 
-async def insert_payment(conn: Conn, payment: Payment, idempotency_key: str | None) -> None:
+async def insert_payment(conn: Conn, payment: Payment | Record, idempotency_key: str | None) -> None:
     await conn.run(RAW_INSERT_PAYMENT, _values(payment))
     if idempotency_key is not None:
         await conn.run(
