@@ -6,7 +6,7 @@ microseconds and never waits (WAL readers never block; this process's writers qu
 130 µs per checkout, measured) and even the sync engine's pool and transaction events (about
 150 µs per write, measured) buy nothing. A ``BEGIN IMMEDIATE`` that finds another process's write lock
 is retried after an ``asyncio.sleep``, never in SQLite's sleeping busy handler. On PostgreSQL the
-same interface wraps an ``AsyncConnection``.
+same interface runs on a pool of plain asyncpg connections.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from boltgate.db.raw import RawStatement, Record
 
@@ -54,17 +54,30 @@ class SqliteConn:
             raise IntegrityError(raw.sql, None, exc) from exc
 
 
-class AsyncConn:
+class PgConn:
+    """PostgreSQL: hot statements go straight to asyncpg (prepared once per connection)."""
+
     __slots__ = ("_connection",)
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Any | None:
-        return (await self._connection.execute(raw.statement, parameters)).first()
+    async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Record | None:
+        compiled = raw.postgresql
+        row = await self._connection.fetchrow(compiled.sql, *compiled.args(parameters))
+        return None if row is None else compiled.record(row)
 
     async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
-        await self._connection.execute(raw.statement, parameters)
+        compiled = raw.postgresql
+        try:
+            await self._connection.execute(compiled.sql, *compiled.args(parameters))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(compiled.sql, None, exc) from exc
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The libpq URL asyncpg takes, from a SQLAlchemy ``postgresql+asyncpg`` URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class SqlitePool:

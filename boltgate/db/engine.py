@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from boltgate.db.conn import AsyncConn, Conn, SqliteConn, SqlitePool, begin_write
+from boltgate.db.conn import Conn, PgConn, SqliteConn, SqlitePool, asyncpg_dsn, begin_write
 from boltgate.db.sqlite_inline import inline_creator
 
 
@@ -98,6 +99,9 @@ class Database:
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._sync_read = SqlitePool(url, writer=False, keep=32) if self.is_sqlite else None
         self._sync_write = SqlitePool(url, writer=True, keep=2) if self.is_sqlite else None
+        self._pool_size = pool_size
+        self._pg_pool: asyncpg.Pool | None = None
+        self._pg_pool_lock = asyncio.Lock()
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
@@ -135,8 +139,8 @@ class Database:
             finally:
                 self._sync_read.release(driver)
         else:
-            async with self.read_engine.connect() as connection:
-                yield AsyncConn(connection)
+            async with (await self._pg()).acquire() as connection:
+                yield PgConn(connection)
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[Conn]:
@@ -150,8 +154,8 @@ class Database:
                 finally:
                     self._sync_write.release(sync)  # rolls back what was not committed
         else:
-            async with self.write_engine.begin() as connection:
-                yield AsyncConn(connection)
+            async with (await self._pg()).acquire() as connection, connection.transaction():
+                yield PgConn(connection)
 
     @asynccontextmanager
     async def single_statement(self) -> AsyncIterator[Conn]:
@@ -162,13 +166,29 @@ class Database:
             async with self.write_connection() as connection:
                 yield connection
         else:
-            async with self.read_engine.connect() as connection:
-                yield AsyncConn(connection)
+            async with (await self._pg()).acquire() as connection:
+                yield PgConn(connection)
+
+    async def _pg(self) -> asyncpg.Pool:
+        """The asyncpg pool of the hot statements, opened on first use (it needs the loop)."""
+        if self._pg_pool is None:
+            async with self._pg_pool_lock:
+                if self._pg_pool is None:
+                    self._pg_pool = await asyncpg.create_pool(
+                        asyncpg_dsn(self.url),
+                        min_size=0,
+                        max_size=self._pool_size,
+                        max_inactive_connection_lifetime=300,
+                    )
+        return self._pg_pool
 
     async def dispose(self) -> None:
         for pool in (self._sync_read, self._sync_write):
             if pool is not None:
                 pool.close()
+        if self._pg_pool is not None:
+            pool, self._pg_pool = self._pg_pool, None
+            await pool.close()
         await self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             await self.write_engine.dispose()
