@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from boltgate.checkout import endpoints as checkout_endpoints
 from boltgate.config import Settings
 from boltgate.lightning import endpoints as dev_endpoints
 from boltgate.merchant import endpoints as merchant_endpoints
 from boltgate.ops import endpoints as ops_endpoints
 from boltgate.payment import endpoints as payment_endpoints
 from boltgate.rates import endpoints as rate_endpoints
+from boltgate.webhook import endpoints as webhook_endpoints
 
 
 def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(payment_endpoints.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(checkout_endpoints.router)
     app.include_router(merchant_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)

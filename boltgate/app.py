@@ -23,6 +23,7 @@ from boltgate.context import Context
 from boltgate.db.engine import Database
 from boltgate.db.migrate import upgrade
 from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
+from boltgate.kit.crypto import SecretBox
 from boltgate.lightning.base import LightningBackend
 from boltgate.lightning.devnode import DevNode
 from boltgate.ops import openapi
@@ -32,6 +33,9 @@ from boltgate.ops.ratelimit import RateLimiter
 from boltgate.payment import tasks
 from boltgate.rates.service import RateService, build_providers
 from boltgate.web import iter_routes
+from boltgate.webhook.delivery import DeliveryWorker
+from boltgate.webhook.feed import EventFeed
+from boltgate.webhook.transport import webhook_client
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +50,7 @@ def build_backend(settings: Settings) -> LightningBackend:
 
 
 def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
-    """The in-process settlement path: watcher, expiry sweeper, reconciler."""
+    """The in-process settlement path: watcher, expiry sweeper, reconciler, webhook deliveries."""
     s = ctx.settings
 
     async def reconcile() -> None:
@@ -55,7 +59,18 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
     async def sweep() -> None:
         await tasks.expire_due(ctx.db, ctx.backend, ctx.clock)
 
+    worker = DeliveryWorker(
+        ctx.db,
+        ctx.webhook_http,
+        ctx.secrets,
+        ctx.clock,
+        concurrency=s.webhook_concurrency,
+        disable_after=s.webhook_disable_after,
+        poll_interval=s.webhook_poll_interval_seconds,
+        wake=ctx.wake,
+    )
     return [
+        asyncio.create_task(worker.run(), name="webhooks"),
         asyncio.create_task(tasks.watch_settlements(ctx.db, ctx.backend, ctx.clock), name="watcher"),
         asyncio.create_task(
             tasks.every(s.reconcile_interval_seconds, "reconcile", reconcile), name="reconciler"
@@ -78,6 +93,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         ttl_seconds=settings.rate_ttl_seconds,
         stale_max_seconds=settings.rate_stale_max_seconds,
     )
+    wake = asyncio.Event()
     ctx = Context(
         settings=settings,
         db=db,
@@ -85,10 +101,22 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         rates=rates,
         limiter=RateLimiter(settings.rate_limit, settings.redis_url),
         http=http,
+        webhook_http=webhook_client(
+            settings.webhooks_may_reach_private,
+            settings.webhook_timeout_seconds,
+            settings.webhook_concurrency * 2,
+        ),
+        secrets=SecretBox(settings.secret_key.get_secret_value(), "webhook-secrets"),
+        feed=EventFeed(db, poll_interval=settings.event_poll_interval_seconds, wake=wake),
+        wake=wake,
     )
+    feed = asyncio.create_task(ctx.feed.run(), name="event-feed")
     try:
         yield ctx
     finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+        await ctx.webhook_http.aclose()
         await rates.aclose()
         await backend.close()
         await http.aclose()

@@ -103,7 +103,29 @@ class Settings(BaseSettings):
     )
     log_json: bool = Field(True, description="JSON logs (false: human-readable console)")
     access_log: bool = Field(False, description="log every request (JSON, with its request id)")
-    run_workers: bool = Field(True, description="run the settlement watcher and scheduler in-process")
+    run_workers: bool = Field(
+        True, description="run the settlement watcher, scheduler and webhook worker in-process"
+    )
+    webhook_allow_private: bool | None = Field(
+        None,
+        description="allow webhook URLs on private, loopback, link-local and metadata addresses "
+        "(checked when connecting); default: on in dev, off in production",
+    )
+    webhook_timeout_seconds: float = Field(
+        30, gt=0, le=120, description="a receiver must answer a webhook within this time"
+    )
+    webhook_disable_after: int = Field(
+        5, ge=1, le=1000, description="disable an endpoint after this many consecutive failed events"
+    )
+    webhook_concurrency: int = Field(
+        64, ge=1, le=1000, description="endpoints delivered to at the same time, per worker process"
+    )
+    webhook_poll_interval_seconds: float = Field(
+        1.0, gt=0, description="how often the webhook worker looks for due retries when not woken"
+    )
+    event_poll_interval_seconds: float = Field(
+        0.05, gt=0, description="SQLite: how often the live event feed looks for new events"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -146,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.mode == "dev"
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        return self.is_dev if self.webhook_allow_private is None else self.webhook_allow_private
 
     def check_production(self) -> None:
         """Refuse to run outside dev mode with anything meant for development only."""

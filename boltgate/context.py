@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import httpx
@@ -10,10 +11,12 @@ from fastapi import Request
 from boltgate.config import Settings
 from boltgate.db.engine import Database
 from boltgate.kit.clock import Clock, utcnow
+from boltgate.kit.crypto import SecretBox
 from boltgate.lightning.base import LightningBackend
 from boltgate.merchant.auth import KeyCache
 from boltgate.ops.ratelimit import RateLimiter
 from boltgate.rates.service import RateService
+from boltgate.webhook.feed import EventFeed
 
 
 @dataclass
@@ -24,6 +27,10 @@ class Context:
     rates: RateService
     limiter: RateLimiter
     http: httpx.AsyncClient
+    webhook_http: httpx.AsyncClient
+    secrets: SecretBox
+    feed: EventFeed
+    wake: asyncio.Event  # set when events commit: the webhook worker looks for work
     keys: KeyCache = field(default_factory=KeyCache)
     clock: Clock = utcnow
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.db.raw import RawStatement, Record
 
@@ -29,6 +30,10 @@ BUSY_DEADLINE_SECONDS = 15.0
 class Conn(Protocol):
     async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Any | None:
         """The first row of a hot query (attribute access by column label), or None."""
+        ...
+
+    async def all(self, raw: RawStatement, parameters: Mapping[str, Any]) -> list[Any]:
+        """Every row of a hot query."""
         ...
 
     async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
@@ -46,6 +51,11 @@ class SqliteConn:
 
     async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Record | None:
         return raw.first(self._driver, parameters)
+
+    async def all(self, raw: RawStatement, parameters: Mapping[str, Any]) -> list[Record]:
+        compiled = raw.sqlite
+        rows = self._driver.execute(compiled.sql, compiled.args(parameters)).fetchall()
+        return [compiled.record(row) for row in rows]
 
     async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
         try:
@@ -67,12 +77,35 @@ class PgConn:
         row = await self._connection.fetchrow(compiled.sql, *compiled.args(parameters))
         return None if row is None else compiled.record(row)
 
+    async def all(self, raw: RawStatement, parameters: Mapping[str, Any]) -> list[Record]:
+        compiled = raw.postgresql
+        rows = await self._connection.fetch(compiled.sql, *compiled.args(parameters))
+        return [compiled.record(row) for row in rows]
+
     async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
         compiled = raw.postgresql
         try:
             await self._connection.execute(compiled.sql, *compiled.args(parameters))
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise IntegrityError(compiled.sql, None, exc) from exc
+
+
+class SessionConn:
+    """The same interface inside an ORM session's transaction (the settlement path)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Any | None:
+        return (await self._session.execute(raw.statement, dict(parameters))).first()
+
+    async def all(self, raw: RawStatement, parameters: Mapping[str, Any]) -> list[Any]:
+        return list((await self._session.execute(raw.statement, dict(parameters))).all())
+
+    async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
+        await self._session.execute(raw.statement, dict(parameters))
 
 
 def asyncpg_dsn(url: str) -> str:

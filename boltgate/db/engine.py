@@ -157,18 +157,6 @@ class Database:
             async with (await self._pg()).acquire() as connection, connection.transaction():
                 yield PgConn(connection)
 
-    @asynccontextmanager
-    async def single_statement(self) -> AsyncIterator[Conn]:
-        """For exactly one write statement, which is atomic on its own: on PostgreSQL it runs in
-        autocommit (one round trip instead of ping, BEGIN, statement, COMMIT); on SQLite it is an
-        ordinary write transaction."""
-        if self.is_sqlite:
-            async with self.write_connection() as connection:
-                yield connection
-        else:
-            async with (await self._pg()).acquire() as connection:
-                yield PgConn(connection)
-
     async def _pg(self) -> asyncpg.Pool:
         """The asyncpg pool of the hot statements, opened on first use (it needs the loop)."""
         if self._pg_pool is None:

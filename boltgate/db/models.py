@@ -3,6 +3,18 @@
 from boltgate.db.base import Base
 from boltgate.merchant.models import ApiKey, Merchant
 from boltgate.payment.models import IdempotencyKey, Payment
+from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.worker.models import Cursor
 
-__all__ = ["ApiKey", "Base", "Cursor", "IdempotencyKey", "Merchant", "Payment"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Cursor",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
+    "IdempotencyKey",
+    "Merchant",
+    "Payment",
+    "WebhookEndpoint",
+]

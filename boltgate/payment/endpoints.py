@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
@@ -12,6 +12,7 @@ from boltgate.errors import ValidationFailed
 from boltgate.payment import repository, service
 from boltgate.payment.schemas import PaymentCreate, PaymentList, PaymentOut, payment_out
 from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read_json
+from boltgate.webhook import sse
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
@@ -112,3 +113,26 @@ async def get_payment(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Response
     async with ctx.db.read_connection() as conn:
         payment = await service.get_payment(conn, merchant.merchant_id, invoice_id)
     return json_response(payment_out(payment, ctx.settings.base_url))
+
+
+@router.get(
+    "/{invoice_id}/events",
+    responses={
+        200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}},
+        **problems(401, 404, 429),
+    },
+    summary="Live events of a payment (Server-Sent Events): its current state, then each event",
+)
+async def payment_events(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Response:
+    async with ctx.db.read_connection() as conn:
+        await service.get_payment(conn, merchant.merchant_id, invoice_id)  # 404 before streaming
+
+    async def initial() -> bytes:
+        async with ctx.db.read_connection() as conn:
+            payment = await service.get_payment(conn, merchant.merchant_id, invoice_id)
+        return sse.frame("payment", payment_out(payment, ctx.settings.base_url))
+
+    async def render(event: dict[str, Any]) -> bytes:
+        return sse.frame(str(event.get("event")), event, str(event.get("id")))
+
+    return sse.stream(ctx.feed, invoice_id, initial, render)

@@ -40,6 +40,7 @@ _INSERT_KEY = insert(IdempotencyKey)
 _ATTRIBUTES = [(attr.columns[0].name, attr.key) for attr in Payment.__mapper__.column_attrs]
 _KEY_COLUMNS = ["merchant_id", "key", "fingerprint", "payment_id", "created_at"]
 RAW_BY_ID = RawStatement(_BY_ID)
+RAW_BY_ID_ANY_MERCHANT = RawStatement(select(*_COLUMNS).where(_payments.c.id == bindparam("id")))
 RAW_BY_ORDER = RawStatement(_BY_ORDER)
 RAW_BY_KEY = RawStatement(_BY_KEY)
 RAW_INSERT_PAYMENT = RawStatement(_INSERT_PAYMENT, [column for column, _ in _ATTRIBUTES])
@@ -67,6 +68,11 @@ async def insert_payment(conn: Conn, payment: Payment | Record, idempotency_key:
 
 async def fetch(conn: Conn, merchant_id: str, payment_id: str) -> PaymentRow | None:
     return await conn.first(RAW_BY_ID, {"id": payment_id, "m": merchant_id})
+
+
+async def fetch_public(conn: Conn, payment_id: str) -> PaymentRow | None:
+    """By invoice id alone: for the public checkout routes, which show only what the payer sees."""
+    return await conn.first(RAW_BY_ID_ANY_MERCHANT, {"id": payment_id})
 
 
 async def fetch_by_order(conn: Conn, merchant_id: str, order_id: str) -> PaymentRow | None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.config import Settings
-from boltgate.db.conn import Conn
+from boltgate.db.conn import Conn, SessionConn
 from boltgate.db.engine import Database
 from boltgate.db.raw import Record
 from boltgate.errors import Conflict, NotFound, ValidationFailed
@@ -33,6 +33,7 @@ from boltgate.payment.repository import PaymentRow
 from boltgate.payment.schemas import PaymentCreate
 from boltgate.payment.states import Expire, Settled, Status, Transition, transition
 from boltgate.rates.service import RateService
+from boltgate.webhook import events, outbox
 
 log = structlog.get_logger(__name__)
 PaymentView = Payment | PaymentRow  # a model or a row with the same attribute names
@@ -151,12 +152,17 @@ async def create_payment(
         expired_at=None,
     )
     try:
-        if idempotency_key is None:
-            async with db.single_statement() as conn:
-                await repository.insert_payment(conn, payment, None)
-        else:
-            async with db.write_connection() as conn:
-                await repository.insert_payment(conn, payment, idempotency_key)
+        async with db.write_connection() as conn:
+            await repository.insert_payment(conn, payment, idempotency_key)
+            await outbox.emit(
+                conn,
+                merchant_id=merchant_id,
+                event=events.PAYMENT_CREATED,
+                data=events.payment_data(events.PAYMENT_CREATED, payment),
+                now=now,
+                invoice_id=payment.id,
+                postgresql=not db.is_sqlite,
+            )
     except IntegrityError:
         # A concurrent request with the same orderId or key won the race: answer as it did.
         async with db.read_connection() as conn:
@@ -205,6 +211,7 @@ async def apply_settlement(
     if not await repository.mark_paid(session, payment.id, received_msat, settled_at, now):
         return None
     payment.status, payment.paid_at, payment.received_msat = change.status.value, settled_at, received_msat
+    await _emit(session, payment, events.PAYMENT_COMPLETED, now)
     log.info("payment_paid", invoice_id=payment.id, merchant_id=payment.merchant_id)
     return payment, change
 
@@ -214,4 +221,18 @@ async def expire(session: AsyncSession, payment: Payment, now: datetime) -> Tran
     if change is None or not await repository.mark_expired(session, payment.id, now):
         return None
     payment.status, payment.expired_at = change.status.value, now
+    await _emit(session, payment, events.PAYMENT_EXPIRED, now)
     return change
+
+
+async def _emit(session: AsyncSession, payment: Payment, event: str, now: datetime) -> None:
+    """The event of a transition, in the transaction that makes it (the outbox)."""
+    await outbox.emit(
+        SessionConn(session),
+        merchant_id=payment.merchant_id,
+        event=event,
+        data=events.payment_data(event, payment),
+        now=now,
+        invoice_id=payment.id,
+        postgresql=session.get_bind().dialect.name == "postgresql",
+    )

@@ -1,0 +1,58 @@
+"""Event names and payloads (Lightning Enable's names, plus boltgate's own).
+
+The body is ``{"id": "evt_…", "event": "<name>", "timestamp": "<RFC 3339>", "data": {…}}``. It
+is serialised once, when the event is written, and those exact bytes are signed and sent on every
+attempt. Amounts are JSON numbers in their shortest form (``25`` for 25.00), so a receiver that
+re-serialises the parsed body (``JSON.stringify``) gets the same bytes back.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from boltgate.kit.clock import rfc3339
+
+PAYMENT_CREATED = "payment.created"
+PAYMENT_COMPLETED = "payment.completed"
+PAYMENT_EXPIRED = "payment.expired"
+REFUND_COMPLETED = "refund.completed"
+REFUND_FAILED = "refund.failed"
+ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+
+EVENT_TYPES = frozenset(
+    {PAYMENT_CREATED, PAYMENT_COMPLETED, PAYMENT_EXPIRED, REFUND_COMPLETED, REFUND_FAILED, ENDPOINT_DISABLED}
+)
+
+
+def js_number(amount: str | Decimal) -> int | float:
+    """The amount as the number ``JSON.stringify`` would print (``25.00`` -> ``25``)."""
+    value = Decimal(amount)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def payment_data(event: str, payment: Any) -> dict[str, Any]:
+    """``data`` of a payment event, from a payment model or row."""
+    data: dict[str, Any] = {
+        "invoiceId": payment.id,
+        "orderId": payment.order_id,
+        "status": payment.status,
+        "amount": js_number(payment.amount),
+        "currency": payment.currency,
+    }
+    if event != PAYMENT_EXPIRED:
+        data["amountSats"] = payment.amount_sats
+    if event == PAYMENT_CREATED:
+        data["expiresAt"] = rfc3339(payment.expires_at)
+    elif event == PAYMENT_COMPLETED:
+        data["paidAt"] = rfc3339(payment.paid_at)
+    elif event == PAYMENT_EXPIRED:
+        data["expiredAt"] = rfc3339(payment.expired_at)
+    data["metadata"] = payment.metadata_
+    return data
+
+
+def body(event_id: str, event: str, timestamp: str, data: dict[str, Any]) -> str:
+    return orjson.dumps({"id": event_id, "event": event, "timestamp": timestamp, "data": data}).decode()
