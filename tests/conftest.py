@@ -86,6 +86,7 @@ def make_settings(data_root: Path, database_url: str, **overrides: Any) -> Setti
         "rate_limit": "100000/second",
         "log_json": True,
         "settlement_poll_interval_seconds": 0.05,
+        "webhook_timeout_seconds": 3,  # every test gateway's worker gives up on a hanging receiver soon
     }
     values.update(overrides)
     return Settings(**values)
@@ -168,3 +169,14 @@ def make_merchant(db: Database) -> Callable[..., Awaitable[tuple[str, str]]]:
 @pytest.fixture
 async def merchant(make_merchant: Callable[..., Awaitable[tuple[str, str]]]) -> tuple[str, str]:
     return await make_merchant()
+
+
+@pytest.fixture(scope="session")
+async def receiver() -> AsyncIterator[Any]:
+    """A real webhook receiver on loopback; each test uses its own paths."""
+    from tests.webhook.receiver import Receiver
+
+    server = Receiver(free_port())
+    await server.start()
+    yield server
+    await server.stop()

@@ -86,7 +86,7 @@ def _dumper(kind: TypeEngine[Any] | None, postgresql: bool) -> Callable[[Any], A
 class Compiled:
     """One statement's SQL for one dialect, with its parameter order and value converters."""
 
-    __slots__ = ("columns", "params", "sql")
+    __slots__ = ("columns", "constants", "params", "sql")
 
     def __init__(self, statement: Executable, column_keys: list[str] | None, *, postgresql: bool) -> None:
         dialect = _POSTGRESQL if postgresql else _SQLITE
@@ -95,6 +95,7 @@ class Compiled:
         binds = compiled.binds  # type: ignore[attr-defined]
         order = compiled.positiontup or []  # type: ignore[attr-defined]
         self.params = [(name, _dumper(binds[name].type, postgresql)) for name in order]
+        self.constants = {name: binds[name].value for name in order if not binds[name].required}
         selected = getattr(statement, "selected_columns", None)
         self.columns = (
             [(column.key, _loader(column.type, postgresql)) for column in selected]
@@ -103,6 +104,8 @@ class Compiled:
         )
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        if self.constants:  # literals of the statement itself (``coalesce(x, 0)``)
+            params = {**self.constants, **params}
         return tuple(dump(params[name]) for name, dump in self.params)
 
     def record(self, row: Sequence[Any]) -> Record:

@@ -1,0 +1,77 @@
+"""Live events over Server-Sent Events: the merchant's stream and the public checkout stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from tests.helpers import auth
+from tests.webhook.test_delivery import new_payment, settle
+
+
+async def read_events(response, count, until=None):
+    """SSE events of a streaming response as (event, data) pairs: ``count`` of them, or up to the
+    first for which ``until(event, data)`` holds."""
+    events, event, data = [], None, None
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = orjson.loads(line[6:])
+        elif line == "" and event is not None:
+            events.append((event, data))
+            event = data = None
+            if len(events) == count or (until is not None and until(*events[-1])):
+                return events
+    return events
+
+
+async def test_merchant_stream_shows_the_state_then_the_payment(client, merchant):
+    _, key = merchant
+    payment = await new_payment(client, key, "sse-1")
+    async with client.stream("GET", f"/api/payments/{payment['invoiceId']}/events", headers=auth(key)) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        reader = asyncio.create_task(read_events(r, 10, until=lambda e, _d: e == "payment.completed"))
+        await asyncio.sleep(0.2)
+        await settle(client, payment["invoiceId"])
+        events = await asyncio.wait_for(reader, 5)
+    assert events[0][0] == "payment" and events[0][1]["status"] == "unpaid"
+    # the created event may still be on its way when the stream starts; then the completion
+    assert [e for e, _ in events[1:]] in (["payment.completed"], ["payment.created", "payment.completed"])
+    assert events[-1][1]["data"]["status"] == "paid"
+
+
+async def test_public_checkout_stream_and_status(client, merchant):
+    _, key = merchant
+    payment = await new_payment(client, key, "sse-2")
+    status = await client.get(f"/checkout/{payment['invoiceId']}/status")
+    assert status.status_code == 200
+    assert status.json() == {
+        "invoiceId": payment["invoiceId"],
+        "status": "unpaid",
+        "amount": 25.0,
+        "currency": "USD",
+        "lightningInvoice": payment["lightningInvoice"],
+        "expiresAt": payment["expiresAt"],
+        "isDemo": True,
+        "satsAmount": payment["amountSats"],
+    }
+    async with client.stream("GET", f"/checkout/{payment['invoiceId']}/events") as r:
+        reader = asyncio.create_task(read_events(r, 10, until=lambda _e, d: d["status"] == "paid"))
+        await asyncio.sleep(0.2)
+        await settle(client, payment["invoiceId"])
+        events = await asyncio.wait_for(reader, 5)
+    assert events[0][1]["status"] == "unpaid" and events[-1][1]["status"] == "paid"
+    assert "metadata" not in events[1][1]  # the public stream shows only what the payer sees
+
+
+async def test_unknown_or_foreign_invoices_get_404_not_a_stream(client, make_merchant):
+    _, key_a = await make_merchant("A")
+    _, key_b = await make_merchant("B")
+    payment = await new_payment(client, key_a, "sse-3")
+    foreign = await client.get(f"/api/payments/{payment['invoiceId']}/events", headers=auth(key_b))
+    assert foreign.status_code == 404 and foreign.json()["error"] == "payment_not_found"
+    assert (await client.get("/checkout/inv_nope/events")).status_code == 404
+    assert (await client.get("/checkout/inv_nope/status")).status_code == 404
+    assert (await client.get(f"/api/payments/{payment['invoiceId']}/events")).status_code == 401
