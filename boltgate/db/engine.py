@@ -12,7 +12,7 @@ transactional one; no lock is taken.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ class Database:
         self._sync_read = SqlitePool(url, writer=False, keep=32) if self.is_sqlite else None
         self._sync_write = SqlitePool(url, writer=True, keep=2) if self.is_sqlite else None
         self._pool_size = pool_size
+        self._commit_callbacks: list[Callable[[], None]] = []
         self._pg_pool: asyncpg.Pool | None = None
         self._pg_pool_lock = asyncio.Lock()
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
@@ -122,6 +123,7 @@ class Database:
         """A write transaction: committed when the block ends, rolled back on an exception."""
         async with self._one_writer(), self._writer() as session, session.begin():
             yield session
+        self._committed()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -156,6 +158,16 @@ class Database:
         else:
             async with (await self._pg()).acquire() as connection, connection.transaction():
                 yield PgConn(connection)
+        self._committed()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every write transaction of this process commits (the live
+        event feed looks for new events at once instead of at its next poll)."""
+        self._commit_callbacks.append(callback)
+
+    def _committed(self) -> None:
+        for callback in self._commit_callbacks:
+            callback()
 
     async def _pg(self) -> asyncpg.Pool:
         """The asyncpg pool of the hot statements, opened on first use (it needs the loop)."""

@@ -71,3 +71,7 @@ def configure(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO: webhook URLs may carry the receiver's tokens, and a
+    # line per delivery costs more than the delivery's own bookkeeping. Failures are logged by us.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,8 +1,9 @@
 """The delivery worker: claims due deliveries, POSTs them signed, records every attempt.
 
 - **Order per endpoint**: only an endpoint's oldest pending delivery (its *head*) can be claimed,
-  with the due ones right behind it (a *run*, sent one after another, stopping at the first
-  failure). While the head waits for a retry, nothing behind it is sent.
+  with the due ones right behind it (a *run* of up to 50, sent one after another, stopping at the
+  first failure or when its lease is about to end). While the head waits for a retry, nothing
+  behind it is sent.
 - **Claims are leases**: a claimed run gets ``lease_until`` in the claiming transaction (rows
   locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas never claim the same head). A
   process that dies mid-run leaves leases that expire, and the run is sent again: at least once.
@@ -35,7 +36,7 @@ from boltgate.webhook.signing import signature_headers
 from boltgate.webhook.transport import AddressNotAllowed
 
 log = structlog.get_logger(__name__)
-RUN_LENGTH = 20
+RUN_LENGTH = 50
 MAX_RESPONSE_BYTES = 4096
 STORED_RESPONSE_CHARS = 1024
 USER_AGENT = "boltgate-webhooks/1"
@@ -148,7 +149,10 @@ class DeliveryWorker:
         self.disable_after = disable_after
         self.poll_interval = poll_interval
         self.wake = wake
-        self.lease = timedelta(seconds=(client.timeout.read or 30.0) * RUN_LENGTH + 30)
+        # A lease outlives a run: the run stops sending one timeout before it ends. Short, so that
+        # the runs of a process that died are sent again within about two timeouts.
+        self.timeout = client.timeout.read or 30.0
+        self.lease = timedelta(seconds=self.timeout * 2 + 30)
         self._active: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
@@ -254,8 +258,12 @@ class DeliveryWorker:
 
     async def _deliver(self, item: Run) -> None:
         outcomes: list[tuple[Job, Outcome]] = []
+        loop = asyncio.get_running_loop()
+        stop_at = loop.time() + self.lease.total_seconds() - self.timeout - 10
         try:
             for job in item.jobs:
+                if loop.time() > stop_at:
+                    break
                 outcome = await send(self.client, item.url, job.event_id, job.body, item.secrets, self.clock)
                 outcomes.append((job, outcome))
                 if not outcome.ok:
@@ -268,24 +276,55 @@ class DeliveryWorker:
                 log.exception("webhook_record_failed", endpoint_id=item.endpoint_id)
 
     async def record(self, item: Run, outcomes: list[tuple[Job, Outcome]], unsent: list[str]) -> None:
-        """Every attempt and its consequence, in one transaction per run."""
+        """Every attempt and its consequence, in one transaction per run (a few statements, not
+        two per delivery: a run is all successes but perhaps its last one)."""
         async with self.db.writing() as session:
             endpoint = await session.get(WebhookEndpoint, item.endpoint_id)
-            for job, outcome in outcomes:
+            if outcomes:
                 await session.execute(
-                    insert(DeliveryAttempt).values(
-                        delivery_id=job.id,
-                        attempted_at=outcome.at,
-                        status_code=outcome.status_code,
-                        latency_ms=outcome.latency_ms,
-                        error=outcome.error,
-                        response_body=outcome.response,
-                    )
+                    insert(DeliveryAttempt),
+                    [
+                        {
+                            "delivery_id": job.id,
+                            "attempted_at": outcome.at,
+                            "status_code": outcome.status_code,
+                            "latency_ms": outcome.latency_ms,
+                            "error": outcome.error,
+                            "response_body": outcome.response,
+                        }
+                        for job, outcome in outcomes
+                    ],
                 )
+            succeeded: dict[int | None, list[str]] = {}
+            for job, outcome in outcomes:
+                if outcome.ok:
+                    succeeded.setdefault(outcome.status_code, []).append(job.id)
+                    continue
                 values = self._next_state(job, outcome, endpoint)
                 await session.execute(update(Delivery).where(Delivery.id == job.id).values(**values))
+            if outcomes:
+                last = outcomes[-1][1]
+                for status_code, ids in succeeded.items():
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.id.in_(ids))
+                        .values(
+                            status="succeeded",
+                            attempts=Delivery.attempts + 1,
+                            lease_until=None,
+                            last_status_code=status_code,
+                            last_error=None,
+                            completed_at=last.at,
+                        )
+                    )
                 if endpoint is not None:
-                    await self._account(session, endpoint, outcome, final=values.get("status") == "failed")
+                    final = (
+                        not last.ok
+                        and self._next_state(outcomes[-1][0], last, endpoint).get("status") == "failed"
+                    )
+                    if succeeded and not last.ok:
+                        await self._account(session, endpoint, outcomes[-2][1], final=False)
+                    await self._account(session, endpoint, last, final=final)
             if unsent:
                 await session.execute(
                     update(Delivery).where(Delivery.id.in_(unsent)).values(lease_until=None)

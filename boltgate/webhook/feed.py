@@ -3,8 +3,9 @@
 - **PostgreSQL**: a dedicated connection ``LISTEN``s on the outbox channel; every replica hears
   every committed event (``NOTIFY`` is sent at commit, never for a rolled-back change).
 - **SQLite**: writes are serialised, so the events table's ``seq`` grows in commit order; the feed
-  reads new rows every ``BOLTGATE_EVENT_POLL_INTERVAL_SECONDS`` (50 ms by default), which also
-  covers several ``--workers`` processes on one file.
+  reads new rows as soon as a write of this process commits, and every
+  ``BOLTGATE_EVENT_POLL_INTERVAL_SECONDS`` (50 ms by default) for the writes of other processes
+  (``--workers``, ``boltgate worker``) on the same file.
 
 Either way a new event also wakes this process's webhook worker. Live events are a convenience:
 a stream starts with the payment's current state, and a client that reconnects asks again.
@@ -49,6 +50,9 @@ class EventFeed:
         self.wake = wake
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.ready = asyncio.Event()
+        self._kick = asyncio.Event()
+        if db.is_sqlite:
+            db.on_commit(self._kick.set)  # this process's writes: look now, not at the next poll
 
     @contextlib.contextmanager
     def subscribe(self, invoice_id: str) -> Iterator[asyncio.Queue[dict[str, Any]]]:
@@ -90,6 +94,7 @@ class EventFeed:
         after = int(row.seq) if row is not None else 0
         self.ready.set()
         while True:
+            self._kick.clear()
             async with self.db.read_connection() as conn:
                 rows = await conn.all(RAW_NEW_EVENTS, {"after": after})
             if rows:
@@ -100,7 +105,9 @@ class EventFeed:
                         if row.invoice_id in self._subscribers:
                             self.publish(row.invoice_id, orjson.loads(row.body))
             if len(rows) < 500:
-                await asyncio.sleep(self.poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._kick.wait()
 
     async def _listen(self) -> None:
         connection = await asyncpg.connect(asyncpg_dsn(self.db.url))

@@ -27,9 +27,7 @@ NOTIFY_MAX_BYTES = 7900  # PostgreSQL's payload limit is 8000 bytes
 
 _endpoints = WebhookEndpoint.__table__
 RAW_SUBSCRIBERS = RawStatement(
-    select(_endpoints.c.id, _endpoints.c.event_types).where(
-        _endpoints.c.merchant_id == bindparam("m"), _endpoints.c.enabled.is_(True)
-    )
+    select(_endpoints.c.id, _endpoints.c.event_types).where(_endpoints.c.merchant_id == bindparam("m"))
 )
 _EVENT_COLUMNS = ["id", "merchant_id", "type", "invoice_id", "body", "created_at"]
 RAW_INSERT_EVENT = RawStatement(insert(Event), _EVENT_COLUMNS)
@@ -61,7 +59,11 @@ async def emit(
     invoice_id: str | None = None,
     postgresql: bool,
 ) -> str:
-    """Write ``event`` and one pending delivery per subscribed, enabled endpoint; returns its id."""
+    """Write ``event`` and one pending delivery per subscribed endpoint; returns the event's id.
+
+    A disabled endpoint gets its deliveries too; they are held (never sent) until it is enabled
+    again, then go out in order: disabling, by hand or after failures, never loses an event.
+    """
     assert event in events.EVENT_TYPES, event
     event_id = new_id("evt")
     body = events.body(event_id, event, rfc3339(now) or "", data)
