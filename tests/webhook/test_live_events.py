@@ -75,3 +75,22 @@ async def test_unknown_or_foreign_invoices_get_404_not_a_stream(client, make_mer
     assert (await client.get("/checkout/inv_nope/events")).status_code == 404
     assert (await client.get("/checkout/inv_nope/status")).status_code == 404
     assert (await client.get(f"/api/payments/{payment['invoiceId']}/events")).status_code == 401
+
+
+async def test_a_stream_hears_events_committed_by_another_process(make_gateway, client, merchant):
+    """The stream is served by a gateway without workers; the settlement is applied by another
+    gateway's watcher: LISTEN/NOTIFY on PostgreSQL, the events table's poll on SQLite."""
+    import httpx
+
+    _, key = merchant
+    quiet = await make_gateway(run_workers=False)
+    payment = await new_payment(client, key, "sse-cross")
+    async with (
+        httpx.AsyncClient(base_url=quiet.base_url, timeout=10) as other,
+        other.stream("GET", f"/checkout/{payment['invoiceId']}/events") as r,
+    ):
+        reader = asyncio.create_task(read_events(r, 10, until=lambda _e, d: d["status"] == "paid"))
+        await asyncio.sleep(0.3)
+        await settle(client, payment["invoiceId"])
+        events = await asyncio.wait_for(reader, 5)
+    assert events[-1][1]["status"] == "paid"
