@@ -333,38 +333,36 @@ class DeliveryWorker:
             for job, outcome in outcomes:
                 if outcome.ok:
                     succeeded.setdefault(outcome.status_code, []).append(job.id)
-                    continue
+            for status_code, ids in succeeded.items():
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(
+                        status="succeeded",
+                        attempts=Delivery.attempts + 1,
+                        lease_until=None,
+                        last_status_code=status_code,
+                        last_error=None,
+                        completed_at=outcomes[-1][1].at,
+                    )
+                )
+            if succeeded and endpoint is not None:  # a success ends the endpoint's failure streak
+                endpoint.consecutive_failures, endpoint.failing_since = 0, None
+            if outcomes and not outcomes[-1][1].ok:  # a run stops at its first failure: the last
+                job, outcome = outcomes[-1]
                 values = self._next_state(job, outcome, endpoint)
                 await session.execute(update(Delivery).where(Delivery.id == job.id).values(**values))
-            if outcomes:
-                last = outcomes[-1][1]
-                for status_code, ids in succeeded.items():
-                    await session.execute(
-                        update(Delivery)
-                        .where(Delivery.id.in_(ids))
-                        .values(
-                            status="succeeded",
-                            attempts=Delivery.attempts + 1,
-                            lease_until=None,
-                            last_status_code=status_code,
-                            last_error=None,
-                            completed_at=last.at,
-                        )
-                    )
                 if endpoint is not None:
-                    final = (
-                        not last.ok
-                        and self._next_state(outcomes[-1][0], last, endpoint).get("status") == "failed"
+                    await self._account_failure(
+                        session, endpoint, outcome.at, final=values.get("status") == "failed"
                     )
-                    if succeeded and not last.ok:
-                        await self._account(session, endpoint, outcomes[-2][1], final=False)
-                    await self._account(session, endpoint, last, final=final)
             if unsent:
                 await session.execute(
                     update(Delivery).where(Delivery.id.in_(unsent)).values(lease_until=None)
                 )
 
     def _next_state(self, job: Job, outcome: Outcome, endpoint: WebhookEndpoint | None) -> dict[str, object]:
+        """A failed attempt's consequence: the next attempt's time, or the delivery failed."""
         attempts = job.attempts + 1
         values: dict[str, object] = {
             "attempts": attempts,
@@ -372,8 +370,6 @@ class DeliveryWorker:
             "last_status_code": outcome.status_code,
             "last_error": outcome.error,
         }
-        if outcome.ok:
-            return values | {"status": "succeeded", "completed_at": outcome.at}
         delay = schedule.next_delay(attempts) if outcome.retry else None
         dead_too_long = (
             endpoint is not None
@@ -384,23 +380,20 @@ class DeliveryWorker:
             return values | {"status": "failed", "completed_at": outcome.at}
         return values | {"next_attempt_at": outcome.at + delay}
 
-    async def _account(
-        self, session: AsyncSession, endpoint: WebhookEndpoint, outcome: Outcome, *, final: bool
+    async def _account_failure(
+        self, session: AsyncSession, endpoint: WebhookEndpoint, at: datetime, *, final: bool
     ) -> None:
         """The endpoint's failure streak; disabling it (and telling the merchant) at the limit."""
-        if outcome.ok:
-            endpoint.consecutive_failures, endpoint.failing_since = 0, None
-            return
         if endpoint.failing_since is None:
-            endpoint.failing_since = outcome.at
+            endpoint.failing_since = at
         if not final:
             return
         endpoint.consecutive_failures += 1
         if endpoint.enabled and endpoint.consecutive_failures >= self.disable_after:
             endpoint.enabled = False
-            endpoint.disabled_at = outcome.at
+            endpoint.disabled_at = at
             endpoint.disabled_reason = f"{endpoint.consecutive_failures} consecutive events failed"
-            endpoint.updated_at = outcome.at
+            endpoint.updated_at = at
             await session.flush()
             log.warning(
                 "webhook_endpoint_disabled", endpoint_id=endpoint.id, merchant_id=endpoint.merchant_id
@@ -413,8 +406,8 @@ class DeliveryWorker:
                     "endpointId": endpoint.id,
                     "url": endpoint.url,
                     "reason": endpoint.disabled_reason,
-                    "disabledAt": rfc3339(outcome.at),
+                    "disabledAt": rfc3339(at),
                 },
-                now=outcome.at,
+                now=at,
                 postgresql=not self.db.is_sqlite,
             )
