@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,7 +50,9 @@ class SqliteConn:
         self._driver = driver
 
     async def first(self, raw: RawStatement, parameters: Mapping[str, Any]) -> Record | None:
-        return raw.first(self._driver, parameters)
+        compiled = raw.sqlite
+        row = self._driver.execute(compiled.sql, compiled.args(parameters)).fetchone()
+        return None if row is None else compiled.record(row)
 
     async def all(self, raw: RawStatement, parameters: Mapping[str, Any]) -> list[Record]:
         compiled = raw.sqlite
@@ -58,10 +60,11 @@ class SqliteConn:
         return [compiled.record(row) for row in rows]
 
     async def run(self, raw: RawStatement, parameters: Mapping[str, Any]) -> None:
+        compiled = raw.sqlite
         try:
-            raw.run(self._driver, parameters)
+            self._driver.execute(compiled.sql, compiled.args(parameters))
         except sqlite3.IntegrityError as exc:  # the same exception the SQLAlchemy path raises
-            raise IntegrityError(raw.sql, None, exc) from exc
+            raise IntegrityError(compiled.sql, None, exc) from exc
 
 
 class PgConn:
@@ -113,6 +116,14 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def sqlite_pragmas(execute: Callable[[str], object], *, busy_timeout_ms: int) -> None:
+    """The settings of every connection to the database file (the ORM's and the hot path's)."""
+    execute("PRAGMA journal_mode=WAL")
+    execute("PRAGMA synchronous=NORMAL")
+    execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    execute("PRAGMA foreign_keys=ON")
+
+
 class SqlitePool:
     """Plain ``sqlite3`` connections on one database file, for the hot statements only.
 
@@ -134,10 +145,7 @@ class SqlitePool:
         if self._idle:
             return self._idle.pop()
         connection = sqlite3.connect(self._database, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(f"PRAGMA busy_timeout={0 if self._writer else 15000}")
-        connection.execute("PRAGMA foreign_keys=ON")
+        sqlite_pragmas(connection.execute, busy_timeout_ms=0 if self._writer else 15000)
         return connection
 
     def release(self, connection: sqlite3.Connection) -> None:

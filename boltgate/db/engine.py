@@ -27,7 +27,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from boltgate.db.conn import Conn, PgConn, SqliteConn, SqlitePool, asyncpg_dsn, begin_write
+from boltgate.db.conn import (
+    Conn,
+    PgConn,
+    SqliteConn,
+    SqlitePool,
+    asyncpg_dsn,
+    begin_write,
+    sqlite_pragmas,
+)
 from boltgate.db.sqlite_inline import inline_creator
 
 
@@ -37,10 +45,7 @@ def is_sqlite(url: str) -> bool:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    sqlite_pragmas(cursor.execute, busy_timeout_ms=15000)
     cursor.close()
 
 

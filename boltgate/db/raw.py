@@ -12,7 +12,6 @@ SQLite —, ``JSON`` as JSON text), so rows written either way read back the sam
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -119,12 +118,3 @@ class RawStatement:
         self.statement = statement
         self.sqlite = Compiled(statement, column_keys, postgresql=False)
         self.postgresql = Compiled(statement, column_keys, postgresql=True)
-        self.sql = self.sqlite.sql
-
-    def first(self, connection: sqlite3.Connection, params: Mapping[str, Any]) -> Record | None:
-        compiled = self.sqlite
-        row = connection.execute(compiled.sql, compiled.args(params)).fetchone()
-        return None if row is None else compiled.record(row)
-
-    def run(self, connection: sqlite3.Connection, params: Mapping[str, Any]) -> None:
-        connection.execute(self.sqlite.sql, self.sqlite.args(params))

@@ -16,7 +16,7 @@ from boltgate.kit.clock import rfc3339
 from boltgate.kit.crypto import SecretBox
 from boltgate.kit.ids import new_id
 from boltgate.webhook import delivery as sender
-from boltgate.webhook import schemas
+from boltgate.webhook import events, schemas
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.webhook.signing import new_secret
 from boltgate.webhook.transport import is_public
@@ -196,10 +196,7 @@ async def ping(
 ) -> dict[str, Any]:
     """Send a signed ``webhook.test`` event now, outside the queue, and report what happened."""
     event_id = new_id("evt")
-    body = (
-        f'{{"id":"{event_id}","event":"webhook.test","timestamp":"{rfc3339(now)}",'
-        f'"data":{{"endpointId":"{endpoint.id}"}}}}'
-    ).encode()
+    body = events.body(event_id, "webhook.test", rfc3339(now) or "", {"endpointId": endpoint.id}).encode()
     outcome = await sender.send(
         client, endpoint.url, event_id, body, sender.active_secrets(endpoint, box, now), lambda: now
     )
