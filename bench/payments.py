@@ -434,12 +434,16 @@ def merchant_key(env: dict[str, str], cwd: Path) -> str:
     return done.stdout.strip().splitlines()[-1].strip()
 
 
-def boltgate_target(base: str, key: str) -> Target:
-    headers = {"X-API-Key": key}
+def make_target(base: str, headers: dict[str, str], path: str, body: str, id_field: str) -> Target:
+    """Create the lookup pool through ``path`` and check one lookup of ``path/{id}``."""
     with httpx.Client(base_url=base, headers={**headers, "Content-Type": "application/json"}) as client:
-        ids = fill_pool(client, "/api/payments", CREATE_BODY, "invoiceId")
-        check_lookup(client, f"/api/payments/{ids[0]}")
-    return Target(base, headers, "/api/payments", CREATE_BODY, "/api/payments/", ids)
+        ids = fill_pool(client, path, body, id_field)
+        check_lookup(client, f"{path}/{ids[0]}")
+    return Target(base, headers, path, body, f"{path}/", ids)
+
+
+def boltgate_target(base: str, key: str) -> Target:
+    return make_target(base, {"X-API-Key": key}, "/api/payments", CREATE_BODY, "invoiceId")
 
 
 @contextlib.contextmanager
@@ -525,11 +529,7 @@ def lnbits_wallet(base: str) -> str:
 
 
 def lnbits_target(base: str, inkey: str) -> Target:
-    headers = {"X-Api-Key": inkey}
-    with httpx.Client(base_url=base, headers={**headers, "Content-Type": "application/json"}) as client:
-        ids = fill_pool(client, "/api/v1/payments", LNBITS_BODY, "payment_hash")
-        check_lookup(client, f"/api/v1/payments/{ids[0]}")
-    return Target(base, headers, "/api/v1/payments", LNBITS_BODY, "/api/v1/payments/", ids)
+    return make_target(base, {"X-Api-Key": inkey}, "/api/v1/payments", LNBITS_BODY, "payment_hash")
 
 
 def lnbits_cells(wrk: str, work: Path, workers: int, site: Path, opts: Options) -> list[Cell]:
