@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from boltgate.checkout import endpoints as checkout_endpoints
+from boltgate.checkout import pages as checkout_pages
+from boltgate.checkout import product_endpoints
 from boltgate.config import Settings
 from boltgate.lightning import endpoints as dev_endpoints
 from boltgate.merchant import endpoints as merchant_endpoints
@@ -18,6 +21,9 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(payment_endpoints.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(checkout_endpoints.router)
+    app.include_router(product_endpoints.router)
+    app.include_router(checkout_pages.router)
+    app.mount("/static/checkout", StaticFiles(directory=checkout_pages.STATIC_DIR), name="checkout-static")
     app.include_router(merchant_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)

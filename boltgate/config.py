@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     event_poll_interval_seconds: float = Field(
         0.05, gt=0, description="SQLite: how often the live event feed looks for new events"
     )
+    checkout_frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins allowed to embed the checkout page in a frame, comma-separated "
+        "(e.g. https://shop.example); a merchant's own list wins; default: none (not embeddable)",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -136,6 +141,18 @@ class Settings(BaseSettings):
     @classmethod
     def _providers(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("checkout_frame_ancestors", mode="before")
+    @classmethod
+    def _ancestors(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("checkout_frame_ancestors")
+    @classmethod
+    def _ancestors_valid(cls, value: list[str]) -> list[str]:
+        from boltgate.checkout.security import check_origin
+
+        return [check_origin(origin) for origin in value]
 
     @field_validator("fixed_rates", mode="before")
     @classmethod

@@ -99,7 +99,14 @@ class Gateway:
         self.settings = settings
         self.app = create_app(settings)
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=settings.port, log_config=None, lifespan="on")
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=settings.port,
+                log_config=None,
+                lifespan="on",
+                timeout_graceful_shutdown=2,  # as `boltgate serve` (10 s): open streams must not hang a stop
+            )
         )
         self.base_url = f"http://127.0.0.1:{settings.port}"
         self._task: asyncio.Task[None] | None = None

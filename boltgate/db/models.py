@@ -1,5 +1,6 @@
 """Imports every model so that ``Base.metadata`` is complete (for Alembic and the tests)."""
 
+from boltgate.checkout.models import Product
 from boltgate.db.base import Base
 from boltgate.merchant.models import ApiKey, Merchant
 from boltgate.payment.models import IdempotencyKey, Payment
@@ -16,5 +17,6 @@ __all__ = [
     "IdempotencyKey",
     "Merchant",
     "Payment",
+    "Product",
     "WebhookEndpoint",
 ]

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from boltgate.errors import NotFound, Unauthorized
-from boltgate.kit.clock import rfc3339
 from boltgate.merchant import repository, service
 from boltgate.merchant.schemas import (
     IssuedKeyOut,
@@ -18,7 +17,9 @@ from boltgate.merchant.schemas import (
     MerchantCreate,
     MerchantCreated,
     MerchantMe,
+    MerchantUpdate,
     key_out,
+    merchant_out,
 )
 from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read_json
 
@@ -31,14 +32,21 @@ async def me(ctx: Ctx, merchant: Merchant) -> Response:
         found = await repository.get_merchant(session, merchant.merchant_id)
     if found is None:  # deleted between auth and now
         raise NotFound("merchant not found", code="merchant_not_found")
-    return json_response(
-        {
-            "merchantId": found.id,
-            "name": found.name,
-            "isActive": found.is_active,
-            "createdAt": rfc3339(found.created_at),
-        }
-    )
+    return json_response(merchant_out(found))
+
+
+@router.patch(
+    "/api/merchant/me",
+    response_model=MerchantMe,
+    responses=problems(400, 401, 404, 429),
+    openapi_extra=json_body(MerchantUpdate),
+    summary="Change your name, checkout logo and who may embed your checkout page",
+)
+async def update_me(request: Request, ctx: Ctx, merchant: Merchant) -> Response:
+    body = await read_json(request, MerchantUpdate, ctx.settings.max_body_bytes)
+    async with ctx.db.writing() as session:
+        found = await service.update_merchant(session, merchant.merchant_id, body)
+    return json_response(merchant_out(found))
 
 
 @router.get("/api/merchant/keys", response_model=KeyList, responses=problems(401, 429))

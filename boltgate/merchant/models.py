@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from boltgate.db.base import Base, UTCDateTime
@@ -17,6 +17,9 @@ class Merchant(Base):
     name: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Checkout branding and embedding (shown on the hosted checkout page).
+    logo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    frame_ancestors: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class ApiKey(Base):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from boltgate.kit.clock import rfc3339
-from boltgate.merchant.models import ApiKey
+from boltgate.merchant.models import ApiKey, Merchant
 
 
 class KeyCreate(BaseModel):
@@ -51,6 +51,50 @@ class MerchantMe(BaseModel):
     name: str
     isActive: bool
     createdAt: datetime
+    logoUrl: str | None = Field(description="shown on the checkout page")
+    checkoutFrameAncestors: list[str] | None = Field(
+        description="origins that may embed the checkout page (null: the server's default)"
+    )
+
+
+class MerchantUpdate(BaseModel):
+    """Body of ``PATCH /api/merchant/me``: the fields given change."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    logoUrl: str | None = Field(None, max_length=2048, description="https URL of a square logo")
+    checkoutFrameAncestors: list[str] | None = Field(
+        None,
+        max_length=20,
+        description="origins like https://shop.example that may frame the checkout page; "
+        "[] forbids framing, null falls back to the server's default",
+    )
+
+    @field_validator("logoUrl")
+    @classmethod
+    def _logo(cls, value: str | None) -> str | None:
+        from boltgate.checkout.schemas import https_url
+
+        return https_url(value)
+
+    @field_validator("checkoutFrameAncestors")
+    @classmethod
+    def _ancestors(cls, value: list[str] | None) -> list[str] | None:
+        from boltgate.checkout.security import check_origin
+
+        return None if value is None else [check_origin(origin) for origin in value]
+
+
+def merchant_out(merchant: Merchant) -> dict[str, object]:
+    return {
+        "merchantId": merchant.id,
+        "name": merchant.name,
+        "isActive": merchant.is_active,
+        "createdAt": rfc3339(merchant.created_at),
+        "logoUrl": merchant.logo_url,
+        "checkoutFrameAncestors": merchant.frame_ancestors,
+    }
 
 
 def key_out(key: ApiKey, secret: str | None = None) -> dict[str, object]:

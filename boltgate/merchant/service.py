@@ -11,6 +11,7 @@ from boltgate.kit.clock import Clock, utcnow
 from boltgate.kit.ids import hash_api_key, new_api_key, new_id
 from boltgate.merchant import repository
 from boltgate.merchant.models import ApiKey, Merchant
+from boltgate.merchant.schemas import MerchantUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,23 @@ async def create_merchant(
     await repository.add_merchant(session, merchant)
     issued = await create_key(session, merchant.id, "default", clock=clock)
     return merchant, issued
+
+
+async def update_merchant(session: AsyncSession, merchant_id: str, body: MerchantUpdate) -> Merchant:
+    merchant = await repository.get_merchant(session, merchant_id)
+    if merchant is None:
+        raise NotFound(f"merchant {merchant_id} not found", code="merchant_not_found")
+    given = body.model_fields_set
+    if "name" in given:
+        if body.name is None:
+            raise ValidationFailed("name cannot be null", errors={"name": ["cannot be null"]})
+        merchant.name = _clean_name(body.name, "name", 200)
+    if "logoUrl" in given:
+        merchant.logo_url = body.logoUrl
+    if "checkoutFrameAncestors" in given:
+        merchant.frame_ancestors = body.checkoutFrameAncestors
+    await session.flush()
+    return merchant
 
 
 async def create_key(

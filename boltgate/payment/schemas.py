@@ -40,6 +40,43 @@ def _http_url(value: str) -> str:
     return value
 
 
+def decimal_text(value: Any) -> Any:
+    """Amounts arrive as JSON numbers or strings; floats are read by their shortest repr, exactly."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation as exc:
+            raise ValueError("must be a decimal number") from exc
+    return value
+
+
+def positive_amount(value: Decimal) -> Decimal:
+    if not value.is_finite() or value <= 0:
+        raise ValueError("must be greater than 0")
+    if value > Decimal("1e12"):
+        raise ValueError("is too large")
+    return value
+
+
+def currency_code(value: str) -> str:
+    code = value.upper()
+    if code not in money.SUPPORTED_CURRENCIES:
+        raise ValueError(f"unsupported currency {value!r}")
+    return code
+
+
+def printable(value: str | None, limit: int) -> str | None:
+    return None if value is None else _printable(value, limit)
+
+
+def http_url(value: str | None) -> str | None:
+    return None if value is None else _http_url(value)
+
+
 class PaymentCreate(BaseModel):
     """Body of ``POST /api/payments``. Unknown fields are ignored (clients of other versions send more)."""
 
@@ -60,36 +97,9 @@ class PaymentCreate(BaseModel):
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else _printable(value, 500)
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_text(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        if isinstance(value, float):
-            return Decimal(repr(value))
-        if isinstance(value, str):
-            try:
-                return Decimal(value.strip())
-            except InvalidOperation as exc:
-                raise ValueError("must be a decimal number") from exc
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, value: Decimal) -> Decimal:
-        if not value.is_finite() or value <= 0:
-            raise ValueError("must be greater than 0")
-        if value > Decimal("1e12"):
-            raise ValueError("is too large")
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, value: str) -> str:
-        code = value.upper()
-        if code not in money.SUPPORTED_CURRENCIES:
-            raise ValueError(f"unsupported currency {value!r}")
-        return code
+    _amount_text = field_validator("amount", mode="before")(decimal_text)
+    _amount = field_validator("amount")(positive_amount)
+    _currency = field_validator("currency")(currency_code)
 
     @field_validator("customerEmail")
     @classmethod
