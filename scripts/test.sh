@@ -8,6 +8,17 @@ VENV=.venv
 "$VENV/bin/ruff" format --check boltgate tests bench
 "$VENV/bin/mypy"
 
+# The browser tests drive Debian's Chromium and read QR codes with zbar: install them when missing.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "== installing ${missing[*]} (Debian packages)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 # PostgreSQL must be up for the second run (it is on machines of this kind; start it if it is down).
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then

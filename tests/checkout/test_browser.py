@@ -240,3 +240,38 @@ async def test_mobile_viewport_in_dark_mode_and_german(open_page, gateway, shop)
     await page.screenshot(path=shot, full_page=True)
     assert decode_qr(shot) == f"LIGHTNING:{payment['lightningInvoice'].upper()}"
     assert problems == []
+
+
+CONTRAST_JS = """() => {
+  const opaque = (el) => {
+    for (; el; el = el.parentElement) {
+      const bg = getComputedStyle(el).backgroundColor;
+      if (bg && !bg.endsWith(', 0)') && bg !== 'transparent') return bg;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('h1, h2, p, a, button, label, time, input, li')) {
+    if (!el.offsetParent || !el.textContent.trim() && el.tagName !== 'INPUT') continue;
+    out.push([el.tagName + '.' + el.className + '#' + el.id, getComputedStyle(el).color, opaque(el)]);
+  }
+  return out;
+}"""
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(part) / 255 for part in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_text_contrast_meets_wcag_aa(open_page, gateway, shop, scheme):
+    payment = await shop["payment"](f"browser-contrast-{scheme}")
+    page, _ = await open_page(payment["hostedCheckoutUrl"], color_scheme=scheme)
+    checked = await page.evaluate(CONTRAST_JS)
+    assert len(checked) > 10
+    for name, color, background in checked:
+        lighter, darker = sorted((_luminance(color), _luminance(background)), reverse=True)
+        ratio = (lighter + 0.05) / (darker + 0.05)
+        assert ratio >= 4.5, (scheme, name, color, background, round(ratio, 2))
