@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         0.25, gt=0, description="dev node: how often the settlement stream polls for settlements"
     )
     rate_limit: str = Field("100/second", description="per API key (or client IP) request limit")
+    buy_rate_limit: str = Field(
+        "20/minute",
+        description="payments one client IP may start through public /buy links (each is an invoice)",
+    )
     redis_url: str | None = Field(None, description="redis://… to share rate limits across replicas")
     max_body_bytes: int = Field(65536, ge=1024, description="largest accepted request body")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -141,6 +145,14 @@ class Settings(BaseSettings):
     @classmethod
     def _providers(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("rate_limit", "buy_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on a malformed limit
+        return value
 
     @field_validator("checkout_frame_ancestors", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,6 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from limits import RateLimitItem
+from limits import parse as parse_limit
 from sqlalchemy import select
 
 from boltgate.checkout import i18n, products, qr, security
@@ -176,11 +179,18 @@ async def checkout_page(request: Request, ctx: Ctx, invoice_id: str, lang: Lang 
     )
 
 
+@lru_cache(maxsize=8)
+def _rate(limit: str) -> RateLimitItem:
+    return parse_limit(limit)
+
+
 async def _buy(request: Request, ctx: Context, product_id: str, lang: str | None) -> Response:
     product = await products.find_buyable(ctx, product_id)
     if product is None:
         return _not_found(_page(ctx, request, lang), "product_not_found_title", "product_not_found_body")
+    client = request.client.host if request.client else "unknown"
     try:
+        await ctx.limiter.check("buy:" + client, _rate(ctx.settings.buy_rate_limit))
         payment = await products.buy(ctx, product)
     except BoltgateError as error:  # rates down, a price out of range, rate limited: a page, not JSON
         return _render(
@@ -201,7 +211,7 @@ _BUY_DOC: dict[str, Any] = {
     "response_class": RedirectResponse,
     "status_code": 303,
     "responses": {404: {"description": "No such product, or not for sale (an HTML page)"}},
-    "dependencies": [Depends(ip_rate_limit)],
+    "dependencies": [Depends(ip_rate_limit)],  # and, per IP, BOLTGATE_BUY_RATE_LIMIT new payments
 }
 
 

@@ -30,18 +30,20 @@ class RateLimiter:
         )
         self._limiter = SlidingWindowCounterRateLimiter(self.storage)
 
-    async def check(self, client: str) -> None:
-        """Count one request for ``client``; raise :class:`RateLimited` with ``Retry-After`` when over."""
+    async def check(self, client: str, rate: RateLimitItem | None = None) -> None:
+        """Count one request for ``client`` (against ``rate``, default the configured limit); raise
+        :class:`RateLimited` with ``Retry-After`` when over."""
+        item = rate or self.item
         try:
-            allowed = await self._limiter.hit(self.item, client)
+            allowed = await self._limiter.hit(item, client)
             if allowed:
                 return
-            stats = await self._limiter.get_window_stats(self.item, client)
+            stats = await self._limiter.get_window_stats(item, client)
         except Exception as exc:  # the limiter's store is down: fail open
             log.warning("rate_limiter_unavailable", error=type(exc).__name__)
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(
-            f"Rate limit of {self.item} exceeded; retry in {retry_after} s",
+            f"Rate limit of {item} exceeded; retry in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )

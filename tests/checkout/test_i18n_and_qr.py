@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest

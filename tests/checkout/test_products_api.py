@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.helpers import auth
@@ -158,3 +159,18 @@ async def test_buy_link_of_a_missing_or_inactive_product_is_a_friendly_404(clien
         assert response.headers["content-type"].startswith("text/html")
         assert "Producto no disponible" in response.text
     assert (await client.get("/api/payments", headers=auth(key))).json()["total"] == listed  # nothing made
+
+
+async def test_buy_links_are_rate_limited_per_client(make_gateway, make_merchant):
+    gateway = await make_gateway(buy_rate_limit="2/minute")
+    _, key = await make_merchant()
+    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+        pid = (await http.post("/api/checkout/products", json=PRODUCT, headers=auth(key))).json()["productId"]
+        assert [(await http.get(f"/buy/{pid}")).status_code for _ in range(2)] == [303, 303]
+        limited = await http.get(f"/buy/{pid}", headers={"accept-language": "de"})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert (
+            limited.headers["content-type"].startswith("text/html")
+            and "Bezahlung nicht möglich" in limited.text
+        )
+        assert (await http.get("/api/payments", headers=auth(key))).json()["total"] == 2
