@@ -6,6 +6,7 @@ unguessable capability, as the checkout URL itself is.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -34,9 +35,14 @@ class CheckoutStatus(BaseModel):
     satsAmount: int
 
 
+INVOICE_ID = re.compile(r"^inv_[0-9A-Za-z]{1,64}$")
+
+
 async def status_of(ctx: Context, invoice_id: str) -> dict[str, Any]:
-    async with ctx.db.read_connection() as conn:
-        payment = await repository.fetch_public(conn, invoice_id)
+    payment = None
+    if INVOICE_ID.match(invoice_id):
+        async with ctx.db.read_connection() as conn:
+            payment = await repository.fetch_public(conn, invoice_id)
     if payment is None:
         raise NotFound(f"payment {invoice_id} not found", code="payment_not_found")
     return {

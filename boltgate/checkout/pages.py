@@ -10,7 +10,6 @@ Only what the payer may see is rendered: no metadata, no customer data, no merch
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -26,6 +25,7 @@ from limits import parse as parse_limit
 from sqlalchemy import select
 
 from boltgate.checkout import i18n, products, qr, security
+from boltgate.checkout.endpoints import INVOICE_ID
 from boltgate.context import Context
 from boltgate.errors import BoltgateError, NotFound
 from boltgate.merchant.models import Merchant
@@ -42,7 +42,6 @@ _TEMPLATES = Environment(
 ASSET_VERSION = hashlib.sha256(
     b"".join(path.read_bytes() for path in sorted(STATIC_DIR.iterdir()) if path.is_file())
 ).hexdigest()[:12]
-_INVOICE_ID = re.compile(r"^inv_[0-9A-Za-z]{1,64}$")
 Lang = Annotated[str | None, Query(max_length=35, description="language: en, de, es, fr")]
 
 router = APIRouter(tags=["checkout"], include_in_schema=True)
@@ -113,7 +112,7 @@ def page_state(status: str, expires_at: datetime, now: datetime) -> str:
 
 
 async def _load(ctx: Context, invoice_id: str) -> tuple[Payment, Merchant] | None:
-    if not _INVOICE_ID.match(invoice_id):
+    if not INVOICE_ID.match(invoice_id):
         return None
     async with ctx.db.reading() as session:
         row = (

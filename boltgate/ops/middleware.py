@@ -15,10 +15,11 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boltgate.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge
+from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, MalformedRequest, NotFound, PayloadTooLarge
 
 log = structlog.get_logger("boltgate.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_OWN_404_PAGES = ("/checkout/", "/buy/")  # public pages: they check their ids and answer 404 in HTML
 
 REQUESTS = Counter("boltgate_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -82,6 +83,18 @@ class RequestMiddleware:
                     raise _TooLarge
             return message
 
+        nul_path = "\x00" in scope["path"] and not scope["path"].startswith(_OWN_404_PAGES)
+        if nul_path or b"%00" in scope["query_string"]:
+            # no id, name or filter value holds a NUL, and PostgreSQL refuses one in any text
+            error: BoltgateError = (
+                NotFound("No resource has a NUL character in its path", code="not_found")
+                if nul_path
+                else MalformedRequest("Query parameters must not contain NUL characters")
+            )
+            await _problem(send_wrapper, error)
+            _count(scope["method"], "unmatched", error.status, time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("request_id")
+            return
         try:
             length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
@@ -106,7 +119,7 @@ class RequestMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
 
 
-async def _problem(send: Send, error: PayloadTooLarge) -> None:
+async def _problem(send: Send, error: BoltgateError) -> None:
     body = orjson.dumps(error.body())
     await send(
         {

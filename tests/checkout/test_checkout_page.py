@@ -123,6 +123,13 @@ async def test_frame_ancestors_are_configurable_per_merchant(client, make_mercha
     # the operator's default applies to merchants without their own list
     other = await make_gateway(checkout_frame_ancestors="https://embed.example")
     _, key2 = await make_merchant()
+    try:
+        await _default_ancestors(other, key2)
+    finally:
+        await other.stop()  # its database connections are not needed by later tests
+
+
+async def _default_ancestors(other, key2):
     async with httpx.AsyncClient(base_url=other.base_url) as http:
         second = await _payment(http, key2, "page-frame-default")
         page = await http.get(f"/checkout/{second['invoiceId']}")

@@ -164,6 +164,13 @@ async def test_buy_link_of_a_missing_or_inactive_product_is_a_friendly_404(clien
 async def test_buy_links_are_rate_limited_per_client(make_gateway, make_merchant):
     gateway = await make_gateway(buy_rate_limit="2/minute")
     _, key = await make_merchant()
+    try:
+        await _limited(gateway, key)
+    finally:
+        await gateway.stop()  # its database connections are not needed by later tests
+
+
+async def _limited(gateway, key):
     async with httpx.AsyncClient(base_url=gateway.base_url) as http:
         pid = (await http.post("/api/checkout/products", json=PRODUCT, headers=auth(key))).json()["productId"]
         assert [(await http.get(f"/buy/{pid}")).status_code for _ in range(2)] == [303, 303]
