@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from boltgate.kit.clock import rfc3339
+from boltgate.payment.schemas import printable
 from boltgate.webhook import events
 from boltgate.webhook.models import Delivery, DeliveryAttempt, WebhookEndpoint
 
@@ -48,6 +49,10 @@ def _check_events(value: list[str] | None) -> list[str] | None:
     return sorted(set(value))
 
 
+def _check_description(value: str | None) -> str | None:
+    return printable(value, 500)
+
+
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -60,6 +65,7 @@ class EndpointCreate(BaseModel):
 
     _url = field_validator("url")(check_url)
     _events = field_validator("events")(_check_events)
+    _description = field_validator("description")(_check_description)
 
 
 class EndpointUpdate(BaseModel):
@@ -76,6 +82,7 @@ class EndpointUpdate(BaseModel):
         return None if value is None else check_url(value)
 
     _events = field_validator("events")(_check_events)
+    _description = field_validator("description")(_check_description)
 
 
 class RotateSecret(BaseModel):
