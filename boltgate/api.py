@@ -9,6 +9,8 @@ from boltgate.checkout import endpoints as checkout_endpoints
 from boltgate.checkout import pages as checkout_pages
 from boltgate.checkout import product_endpoints
 from boltgate.config import Settings
+from boltgate.l402 import content as l402_content
+from boltgate.l402 import endpoints as l402_endpoints
 from boltgate.lightning import endpoints as dev_endpoints
 from boltgate.merchant import endpoints as merchant_endpoints
 from boltgate.ops import endpoints as ops_endpoints
@@ -24,6 +26,8 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(product_endpoints.router)
     app.include_router(checkout_pages.router)
     app.mount("/static/checkout", StaticFiles(directory=checkout_pages.STATIC_DIR), name="checkout-static")
+    app.include_router(l402_endpoints.router)
+    app.include_router(l402_content.router)
     app.include_router(merchant_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)

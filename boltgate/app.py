@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -23,7 +24,9 @@ from boltgate.context import Context
 from boltgate.db.engine import Database
 from boltgate.db.migrate import upgrade
 from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
-from boltgate.kit.crypto import SecretBox
+from boltgate.kit.crypto import SecretBox, derive_key
+from boltgate.l402.guard import PaymentRequired
+from boltgate.l402.store import Keys, SecretStore
 from boltgate.lightning.base import LightningBackend
 from boltgate.lightning.devnode import DevNode
 from boltgate.ops import openapi
@@ -94,6 +97,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         stale_max_seconds=settings.rate_stale_max_seconds,
     )
     wake = asyncio.Event()
+    secret = settings.secret_key.get_secret_value()
     ctx = Context(
         settings=settings,
         db=db,
@@ -106,9 +110,14 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             settings.webhook_timeout_seconds,
             settings.webhook_concurrency * 2,
         ),
-        secrets=SecretBox(settings.secret_key.get_secret_value(), "webhook-secrets"),
+        secrets=SecretBox(secret, "webhook-secrets"),
         feed=EventFeed(db, poll_interval=settings.event_poll_interval_seconds, wake=wake),
         wake=wake,
+        l402=Keys(
+            mpp_key=derive_key(secret, "mpp-challenge-id"),
+            store=SecretStore(db, SecretBox(secret, "l402-root-keys")),
+            realm=settings.l402_realm or (urlsplit(settings.base_url).hostname or "boltgate"),
+        ),
     )
     feed = asyncio.create_task(ctx.feed.run(), name="event-feed")
     try:
@@ -183,6 +192,11 @@ def install_error_handlers(app: FastAPI) -> None:
         body = problem_body(500, "internal_error", "Internal error", "An unexpected error occurred")
         return Response(orjson.dumps(body), status_code=500, media_type=PROBLEM_CONTENT_TYPE)
 
+    async def on_payment_required(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PaymentRequired)
+        return exc.response
+
+    app.add_exception_handler(PaymentRequired, on_payment_required)
     app.add_exception_handler(BoltgateError, on_boltgate)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

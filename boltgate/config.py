@@ -130,6 +130,19 @@ class Settings(BaseSettings):
     event_poll_interval_seconds: float = Field(
         0.05, gt=0, description="SQLite: how often the live event feed looks for new events"
     )
+    l402_invoice_expiry_seconds: int = Field(
+        600, ge=60, le=86400, description="lifetime of the invoice in a 402 challenge"
+    )
+    l402_token_ttl_seconds: int = Field(
+        86400, ge=60, le=365 * 86400, description="how long a paid L402 token opens its resource"
+    )
+    l402_offer_reuse_seconds: int = Field(
+        60, ge=0, le=3600, description="the same offer to the same payer reuses its invoice this long"
+    )
+    l402_demo_price_sats: int = Field(10, ge=1, le=1_000_000, description="price of /api/l402/premium-data")
+    l402_realm: str | None = Field(
+        None, description="realm of Payment-scheme challenges; default: the host of the public URL"
+    )
     checkout_frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed to embed the checkout page in a frame, comma-separated "

@@ -12,6 +12,7 @@ from boltgate.config import Settings
 from boltgate.db.engine import Database
 from boltgate.kit.clock import Clock, utcnow
 from boltgate.kit.crypto import SecretBox
+from boltgate.l402.store import Keys
 from boltgate.lightning.base import LightningBackend
 from boltgate.merchant.auth import KeyCache
 from boltgate.ops.ratelimit import RateLimiter
@@ -31,6 +32,7 @@ class Context:
     secrets: SecretBox
     feed: EventFeed
     wake: asyncio.Event  # set when events commit: the webhook worker looks for work
+    l402: Keys  # challenge-id key and root-key store of L402 / the Payment scheme
     keys: KeyCache = field(default_factory=KeyCache)
     clock: Clock = utcnow
 

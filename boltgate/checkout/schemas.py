@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,9 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 from boltgate.checkout.models import Product
 from boltgate.kit import money
 from boltgate.kit.clock import rfc3339
-from boltgate.payment.schemas import currency_code, decimal_text, http_url, positive_amount, printable
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+from boltgate.payment.schemas import (
+    currency_code,
+    decimal_text,
+    http_url,
+    multiline,
+    positive_amount,
+    printable,
+)
 
 
 def https_url(value: str | None) -> str | None:
@@ -70,9 +74,7 @@ class _ProductFields(BaseModel):
     @field_validator("description")
     @classmethod
     def _description(cls, value: str | None) -> str | None:
-        if value is not None and _CONTROL.search(value):
-            raise ValueError("must not contain control characters other than line breaks and tabs")
-        return value
+        return multiline(value)
 
     @field_validator("imageUrl")
     @classmethod

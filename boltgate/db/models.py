@@ -2,6 +2,7 @@
 
 from boltgate.checkout.models import Product
 from boltgate.db.base import Base
+from boltgate.l402.models import Challenge, ContentItem, RootKey
 from boltgate.merchant.models import ApiKey, Merchant
 from boltgate.payment.models import IdempotencyKey, Payment
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
@@ -10,6 +11,8 @@ from boltgate.worker.models import Cursor
 __all__ = [
     "ApiKey",
     "Base",
+    "Challenge",
+    "ContentItem",
     "Cursor",
     "Delivery",
     "DeliveryAttempt",
@@ -18,5 +21,6 @@ __all__ = [
     "Merchant",
     "Payment",
     "Product",
+    "RootKey",
     "WebhookEndpoint",
 ]

@@ -17,16 +17,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
+def derive_key(server_secret: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose (HMACs, sealing), derived from the server key with HKDF-SHA256."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+        server_secret.encode("utf-8")
+    )
+
+
 class SealError(ValueError):
     """A sealed value that this server key cannot open."""
 
 
 class SecretBox:
     def __init__(self, server_secret: str, purpose: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
-            server_secret.encode("utf-8")
-        )
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(derive_key(server_secret, purpose))
         self._aad = purpose.encode()
 
     def seal(self, plaintext: str) -> str:

@@ -69,7 +69,13 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 state["started"] = True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                out = message.setdefault("headers", [])
+                out.append((b"x-request-id", request_id.encode()))
+                receipt = scope.get("state", {}).get("payment_receipt")
+                if receipt and message["status"] < 400:  # set by the 402 guard on a paid request
+                    out.append((b"payment-receipt", receipt.encode("ascii")))
+                    if not any(name.lower() == b"cache-control" for name, _ in out):
+                        out.append((b"cache-control", b"private"))
             await send(message)
 
         received = 0

@@ -73,6 +73,16 @@ def printable(value: str | None, limit: int) -> str | None:
     return None if value is None else _printable(value, limit)
 
 
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def multiline(value: str | None) -> str | None:
+    """Free text that may hold line breaks and tabs, but no other control character (nor NUL)."""
+    if value is not None and _CONTROL_BUT_LINES.search(value):
+        raise ValueError("must not contain control characters other than line breaks and tabs")
+    return value
+
+
 def http_url(value: str | None) -> str | None:
     return None if value is None else _http_url(value)
 

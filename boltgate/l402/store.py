@@ -1,0 +1,84 @@
+"""The root-key store: one random root key per macaroon, filed under sha256(identifier).
+
+Keys are sealed with the server key at rest and cached in memory after the first look-up, so a
+verification costs at most one database read per process and token. Revoking deletes the row and
+the local cache entry; other processes forget their cached copy after ``ttl_seconds``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boltgate.db.engine import Database
+from boltgate.kit.crypto import SealError, SecretBox
+from boltgate.l402.models import RootKey
+
+
+class SecretStore:
+    def __init__(self, db: Database, box: SecretBox, *, size: int = 50_000, ttl_seconds: float = 300) -> None:
+        self.db = db
+        self.box = box
+        self.size = size
+        self.ttl = ttl_seconds
+        self._cache: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
+
+    def _remember(self, key_id: bytes, root_key: bytes) -> None:
+        self._cache[key_id] = (root_key, time.monotonic() + self.ttl)
+        self._cache.move_to_end(key_id)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+    async def create(self, session: AsyncSession, key_id: bytes, now: datetime) -> bytes:
+        """A new random root key, added in the caller's transaction."""
+        root_key = secrets.token_bytes(32)
+        session.add(RootKey(key_id=key_id.hex(), sealed_key=self.box.seal(root_key.hex()), created_at=now))
+        self._remember(key_id, root_key)
+        return root_key
+
+    async def get(self, key_id: bytes) -> bytes | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        async with self.db.reading() as session:
+            sealed = (
+                await session.execute(select(RootKey.sealed_key).where(RootKey.key_id == key_id.hex()))
+            ).scalar_one_or_none()
+        if sealed is None:
+            self._cache.pop(key_id, None)
+            return None
+        try:
+            root_key = bytes.fromhex(self.box.open(sealed))
+        except (SealError, ValueError):
+            return None  # sealed under another server key: the token cannot be verified
+        self._remember(key_id, root_key)
+        return root_key
+
+    async def revoke(self, session: AsyncSession, key_id: bytes) -> None:
+        await session.execute(delete(RootKey).where(RootKey.key_id == key_id.hex()))
+        self._cache.pop(key_id, None)
+
+
+@dataclass(slots=True)
+class Keys:
+    """Per-process state of the scheme: the challenge-id HMAC key and the root-key store."""
+
+    mpp_key: bytes
+    store: SecretStore
+    realm: str
+    known_paid: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def mark_known(self, payment_hash: str) -> bool:
+        """Remember a hash seen paid; False when it was already known (no write needed)."""
+        if payment_hash in self.known_paid:
+            return False
+        self.known_paid[payment_hash] = None
+        if len(self.known_paid) > 100_000:
+            self.known_paid.popitem(last=False)
+        return True
