@@ -168,7 +168,12 @@ async def delete_item(ctx: Ctx, merchant: Merchant, item_id: str) -> Response:
 # --- public: catalogue, items, bundles --------------------------------------------------------
 
 
-@router.get("/api/l402/content", summary="The catalogue of paid content (free)")
+@router.get(
+    "/api/l402/content",
+    dependencies=guard.PUBLIC,
+    responses=problems(400, 429),
+    summary="The catalogue of paid content (free)",
+)
 async def catalogue(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -220,6 +225,7 @@ def _deliver(item: ContentItem) -> Response:
 
 @router.get(
     "/api/l402/content/bundle",
+    dependencies=guard.PUBLIC,
     responses={**PAID_RESPONSES, **problems(400, 404)},
     summary="Several items of one merchant with one payment",
 )
@@ -262,6 +268,7 @@ async def bundle(
 
 @router.get(
     "/api/l402/content/{slug}",
+    dependencies=guard.PUBLIC,
     responses={**PAID_RESPONSES, **problems(404)},
     summary="A paid item: 402 until paid, then its text or file",
 )

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from boltgate import __version__
 from boltgate.kit.clock import rfc3339
 from boltgate.l402 import caveats, mpp, service
-from boltgate.l402.guard import PAID_RESPONSES, Paid, paid
+from boltgate.l402.guard import PAID_RESPONSES, PUBLIC, Paid, paid
 from boltgate.l402.models import Challenge
 from boltgate.l402.schemas import ChallengeCreate, ChallengeList, ChallengeOut, VerifyIn, VerifyOut
 from boltgate.l402.service import Offer
@@ -170,7 +170,12 @@ def _paid_routes(ctx: Ctx) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/api/l402/demo", summary="How to pay for a route of this gateway (free)")
+@router.get(
+    "/api/l402/demo",
+    dependencies=PUBLIC,
+    responses=problems(429),
+    summary="How to pay for a route of this gateway (free)",
+)
 async def demo(ctx: Ctx) -> Response:
     base = ctx.settings.base_url
     return json_response(
@@ -185,12 +190,19 @@ async def demo(ctx: Ctx) -> Response:
     )
 
 
-@router.get("/api/l402/pricing", summary="Prices of this gateway's paid routes (free)")
+@router.get(
+    "/api/l402/pricing",
+    dependencies=PUBLIC,
+    responses=problems(429),
+    summary="Prices of this gateway's paid routes (free)",
+)
 async def pricing(ctx: Ctx) -> Response:
     return json_response({"currency": "sat", "routes": _paid_routes(ctx)})
 
 
-@router.get("/api/l402/status", summary="L402 availability (free)")
+@router.get(
+    "/api/l402/status", dependencies=PUBLIC, responses=problems(429), summary="L402 availability (free)"
+)
 async def status(ctx: Ctx) -> Response:
     return json_response(
         {
@@ -213,19 +225,34 @@ def _premium(ctx: Ctx) -> dict[str, Any]:
     return {"message": "premium content, paid over Lightning", "servedAt": rfc3339(ctx.clock())}
 
 
-@router.get("/api/l402/premium-data", responses=PAID_RESPONSES, summary="Paid demo data (L402 or Payment)")
+@router.get(
+    "/api/l402/premium-data",
+    dependencies=PUBLIC,
+    responses=PAID_RESPONSES,
+    summary="Paid demo data (L402 or Payment)",
+)
 async def premium_data(ctx: Ctx, payment: Annotated[Paid, Depends(_premium_price)]) -> Response:
     return json_response(
         {"data": _premium(ctx), "paidWith": payment.scheme, "paymentHash": payment.payment_hash}
     )
 
 
-@router.get("/api/l402/free-data", summary="The premium-data response without payment (a baseline)")
+@router.get(
+    "/api/l402/free-data",
+    dependencies=PUBLIC,
+    responses=problems(429),
+    summary="The premium-data response without payment (a baseline)",
+)
 async def free_data(ctx: Ctx) -> Response:
     return json_response({"data": _premium(ctx), "paidWith": None, "paymentHash": None})
 
 
-@router.get("/l402/test/ping", responses=PAID_RESPONSES, summary="1 sat ping to test a client end to end")
+@router.get(
+    "/l402/test/ping",
+    dependencies=PUBLIC,
+    responses=PAID_RESPONSES,
+    summary="1 sat ping to test a client end to end",
+)
 async def test_ping(
     ctx: Ctx,
     payment: Annotated[Paid, Depends(paid(PING_PRICE_SATS, description="boltgate test ping", reuse=True))],

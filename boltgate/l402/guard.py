@@ -20,19 +20,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from boltgate.context import Context
 from boltgate.errors import PROBLEM_CONTENT_TYPE
 from boltgate.l402 import caveats, mpp, service
 from boltgate.l402.service import Offer, Verdict
+from boltgate.web import ip_rate_limit, problems
 
 MAX_AUTHORIZATION = 16_384  # a header longer than this is not a credential we could have issued
 RECEIPT_STATE = "payment_receipt"  # request.state key the request middleware turns into the header
-PAID_RESPONSES: dict[int | str, dict[str, Any]] = {
-    402: {"description": "Payment required: pay the invoice of the WWW-Authenticate challenge"}
-}
+PAID_RESPONSES: dict[int | str, dict[str, Any]] = problems(402, 429)
+PUBLIC = [Depends(ip_rate_limit)]  # public routes (each unpaid call mints an invoice): limited per IP
 
 
 class PaymentRequired(Exception):
