@@ -170,7 +170,7 @@ def http_section() -> bool:
     script.write_text('wrk.method = "GET"\n')
     rows: list[tuple[str, Any]] = []
     with helpers.boltgate_server(work, 1, None) as server:
-        base = server.target.base
+        base = server.target.base_url
         challenge = httpx.get(f"{base}/api/l402/premium-data")
         invoice = challenge.json()["invoice"]
         token = challenge.headers.get_list("www-authenticate")[0].split('"')[1]

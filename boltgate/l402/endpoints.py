@@ -216,9 +216,7 @@ async def status(ctx: Ctx) -> Response:
     )
 
 
-async def _premium_price(request: Request) -> Paid:
-    ctx = request.app.state.ctx
-    return await paid(ctx.settings.l402_demo_price_sats, description="boltgate premium data")(request)
+_premium_price = paid(lambda ctx: ctx.settings.l402_demo_price_sats, description="boltgate premium data")
 
 
 def _premium(ctx: Ctx) -> dict[str, Any]:

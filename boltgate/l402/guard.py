@@ -107,24 +107,41 @@ async def require(
     ctx: Context, request: Request, offer: Offer, *, capability: str | None = None, reuse: bool = False
 ) -> Paid:
     """Admit the request if its credential pays for ``offer``; otherwise raise the 402."""
-    need = caveats.Requirement(
-        now=int(ctx.clock().timestamp()),
-        service=service.SERVICE,
-        capability=capability,
-        merchant_id=offer.merchant_id,
-        resource=offer.resource,
-    )
-    verdict, reason = await check(ctx, request, offer, need)
-    if verdict is None or not verdict.ok or verdict.payment_hash is None or verdict.scheme is None:
-        raise PaymentRequired(await challenge_response(ctx, request, offer, reason, reuse=reuse))
-    request.state.payment_receipt = service.receipt(verdict, ctx.clock())
-    return Paid(payment_hash=verdict.payment_hash, scheme=verdict.scheme)
+    now = ctx.clock()
+    header = request.headers.get("authorization")
+    # A token that verified for this resource moments ago is not verified again: agents reuse
+    # tokens, and the cache holds an L402 verdict at most VERIFIED_TTL seconds (and never past
+    # the token's validity), so a revoked root key stops working within that time.
+    cache_key = (header, offer.resource, offer.merchant_id, capability) if header else None
+    cached = ctx.l402.verified.get(cache_key) if cache_key else None
+    if cached is not None and cached[1] > now.timestamp():
+        verdict = cached[0]
+    else:
+        need = caveats.Requirement(
+            now=int(now.timestamp()),
+            service=service.SERVICE,
+            capability=capability,
+            merchant_id=offer.merchant_id,
+            resource=offer.resource,
+        )
+        found, reason = await check(ctx, request, offer, need)
+        if found is None or not found.ok or found.payment_hash is None or found.scheme is None:
+            raise PaymentRequired(await challenge_response(ctx, request, offer, reason, reuse=reuse))
+        verdict = found
+        if cache_key and verdict.scheme == "L402":  # Payment credentials are single use: never cached
+            ctx.l402.remember_verdict(cache_key, verdict, now.timestamp(), verdict.valid_until)
+    request.scope.setdefault("state", {})[RECEIPT_STATE] = service.receipt(verdict, now)
+    return Paid(payment_hash=verdict.payment_hash or "", scheme=verdict.scheme or "L402")
 
 
 def paid(
-    price_sats: int, *, description: str | None = None, capability: str | None = None, reuse: bool = False
+    price_sats: int | Callable[[Context], int],
+    *,
+    description: str | None = None,
+    capability: str | None = None,
+    reuse: bool = False,
 ) -> Callable[[Request], Awaitable[Paid]]:
-    """A dependency that makes a route cost ``price_sats`` (the gateway's own routes).
+    """A dependency that makes a route cost ``price_sats`` (a number, or read from the context).
 
     The token it sells opens this route (method and path template) only.
     """
@@ -132,10 +149,10 @@ def paid(
     async def dependency(request: Request) -> Paid:
         ctx: Context = request.app.state.ctx
         route = request.scope.get("route")
-        resource = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        path = route.path if route is not None else request.scope["path"]
         offer = Offer(
-            resource=resource,
-            amount_sats=price_sats,
+            resource=f"{request.method} {path}",
+            amount_sats=price_sats if isinstance(price_sats, int) else price_sats(ctx),
             merchant_id=None,
             description=description,
             capabilities=(capability,) if capability else (),

@@ -12,11 +12,13 @@ Checking never trusts the backend: ``sha256(preimage) == payment_hash`` is the p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import orjson
 import structlog
@@ -181,6 +183,7 @@ class Verdict:
     payment_hash: str | None = None
     challenge_id: str | None = None  # of a Payment-scheme credential
     scheme: str | None = None
+    valid_until: int | None = None  # the earliest expiry among the token's caveats
 
 
 def _preimage_hash(preimage: str) -> str | None:
@@ -199,27 +202,43 @@ async def check_l402(keys: Keys, credential: str, need: caveats.Requirement) -> 
         return Verdict(False, "the preimage must be 64 hex characters")
     reason = "no macaroon"
     for text in tokens.split(",")[:5]:
-        reason = await _check_one(keys, text, paid_hash, need)
+        reason, valid_until = await _check_one(keys, text, paid_hash, need)
         if not reason:
-            return Verdict(True, payment_hash=paid_hash, scheme="L402")
+            return Verdict(True, payment_hash=paid_hash, scheme="L402", valid_until=valid_until)
     return Verdict(False, reason, payment_hash=paid_hash)
 
 
-async def _check_one(keys: Keys, text: str, paid_hash: str, need: caveats.Requirement) -> str:
+async def _check_one(
+    keys: Keys, text: str, paid_hash: str, need: caveats.Requirement
+) -> tuple[str, int | None]:
+    """("", earliest expiry) when this macaroon proves payment and its caveats hold; else (reason, None)."""
     try:
         token = macaroon.decode(text)
         ident = macaroon.decode_identifier(token.identifier)
     except macaroon.MacaroonError as exc:
-        return f"malformed macaroon: {exc}"
+        return f"malformed macaroon: {exc}", None
     if not hmac.compare_digest(ident.payment_hash.hex(), paid_hash):
-        return "the preimage does not match the macaroon's payment hash"
+        return "the preimage does not match the macaroon's payment hash", None
     root_key = await keys.store.get(macaroon.root_key_id(token.identifier))
     if root_key is None:
-        return "unknown or revoked macaroon"
+        return "unknown or revoked macaroon", None
     if not macaroon.signature_valid(token, root_key):
-        return "invalid macaroon signature"
+        return "invalid macaroon signature", None
     failed = caveats.check(token.caveats, need)
-    return failed or ""
+    if failed:
+        return failed, None
+    return "", _earliest_expiry(token.caveats)
+
+
+def _earliest_expiry(found: tuple[bytes, ...]) -> int | None:
+    earliest = None
+    for caveat in found:
+        key, _, value = caveat.partition(b"=")
+        if key == b"valid_until" or key.endswith(b"_valid_until"):
+            with contextlib.suppress(ValueError):
+                unix = int(value)
+                earliest = unix if earliest is None else min(earliest, unix)
+    return earliest
 
 
 async def check_payment(
@@ -283,8 +302,14 @@ async def mark_paid(ctx: Context, keys: Keys, payment_hash: str) -> None:
         )
 
 
+@lru_cache(maxsize=4096)
+def _receipt(challenge_id: str, payment_hash: str, second: int) -> str:
+    return mpp.receipt(challenge_id, payment_hash, datetime.fromtimestamp(second, UTC))
+
+
 def receipt(verdict: Verdict, now: datetime) -> str:
-    return mpp.receipt(verdict.challenge_id or "", verdict.payment_hash or "", now)
+    """The ``Payment-Receipt`` value (to the second; built once per token and second)."""
+    return _receipt(verdict.challenge_id or "", verdict.payment_hash or "", int(now.timestamp()))
 
 
 def challenge_out(row: Challenge, now: datetime) -> dict[str, object]:

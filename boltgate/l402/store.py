@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,6 +74,16 @@ class Keys:
     store: SecretStore
     realm: str
     known_paid: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    verified: OrderedDict[Any, tuple[Any, float]] = field(default_factory=OrderedDict)
+    verified_ttl: float = 30.0
+
+    def remember_verdict(self, key: Any, verdict: Any, now: float, valid_until: float | None) -> None:
+        """Keep a successful L402 verdict for ``verified_ttl`` seconds, never past the token's own
+        expiry (bounded, oldest out)."""
+        until = now + self.verified_ttl
+        self.verified[key] = (verdict, until if valid_until is None else min(until, valid_until))
+        if len(self.verified) > 10_000:
+            self.verified.popitem(last=False)
 
     def mark_known(self, payment_hash: str) -> bool:
         """Remember a hash seen paid; False when it was already known (no write needed)."""

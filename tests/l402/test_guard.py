@@ -3,6 +3,7 @@ L402 / Payment / legacy credentials, single use, receipts, and every kind of bad
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -209,3 +210,15 @@ async def test_demo_routes_are_free(client):
         assert response.status_code == 200, path
     pricing = (await client.get("/api/l402/pricing")).json()
     assert {"method": "GET", "path": "/l402/test/ping", "priceSats": 1} in pricing["routes"]
+
+
+async def test_a_verified_token_is_not_admitted_past_its_expiry(client):
+    token, invoice, _ = challenges(await client.get("/api/l402/premium-data"))
+    preimage = await pay(client, invoice)
+    soon = int(datetime.now(UTC).timestamp()) + 2
+    short = macaroon.encode(macaroon.attenuate(macaroon.decode(token), f"boltgate_valid_until={soon}"))
+    header = {"authorization": f"L402 {short}:{preimage}"}
+    assert (await client.get("/api/l402/premium-data", headers=header)).status_code == 200
+    assert (await client.get("/api/l402/premium-data", headers=header)).status_code == 200  # cached verdict
+    await asyncio.sleep(max(0.0, soon - datetime.now(UTC).timestamp()) + 0.2)
+    challenges(await client.get("/api/l402/premium-data", headers=header))  # the cache honours the caveat
