@@ -117,6 +117,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             mpp_key=derive_key(secret, "mpp-challenge-id"),
             store=SecretStore(db, SecretBox(secret, "l402-root-keys")),
             realm=settings.l402_realm or (urlsplit(settings.base_url).hostname or "boltgate"),
+            verified_ttl=settings.l402_verified_cache_seconds,
         ),
     )
     feed = asyncio.create_task(ctx.feed.run(), name="event-feed")

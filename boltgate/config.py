@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     l402_offer_reuse_seconds: int = Field(
         60, ge=0, le=3600, description="the same offer to the same payer reuses its invoice this long"
     )
+    l402_verified_cache_seconds: float = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="a verified L402 token is admitted again without re-verifying for this long "
+        "(never past its caveats; 0: verify every request, so revocation applies at once)",
+    )
     l402_demo_price_sats: int = Field(10, ge=1, le=1_000_000, description="price of /api/l402/premium-data")
     l402_realm: str | None = Field(
         None, description="realm of Payment-scheme challenges; default: the host of the public URL"

@@ -80,6 +80,8 @@ class Keys:
     def remember_verdict(self, key: Any, verdict: Any, now: float, valid_until: float | None) -> None:
         """Keep a successful L402 verdict for ``verified_ttl`` seconds, never past the token's own
         expiry (bounded, oldest out)."""
+        if self.verified_ttl <= 0:
+            return
         until = now + self.verified_ttl
         self.verified[key] = (verdict, until if valid_until is None else min(until, valid_until))
         if len(self.verified) > 10_000:
