@@ -142,7 +142,8 @@ def main() -> int:
 # ------------------------------------------------------------------------------ HTTP: the guard's cost
 
 HTTP_TARGET_PCT = 10.0
-HTTP_SECONDS = 10
+HTTP_SECONDS = 5
+HTTP_ROUNDS = 3
 HTTP_CONNECTIONS = 16
 
 
@@ -162,13 +163,24 @@ def _payments_helpers() -> Any:
 
 
 def http_section() -> bool:
-    """The same response served free and behind the 402 guard with a valid L402 token, by wrk."""
+    """The same response served free and behind the 402 guard with a valid L402 token, by wrk.
+
+    Free and paid cells alternate on one server (ROUNDS times each, medians compared), so drift
+    of this machine between runs hits both alike; then again on a server that verifies every
+    request (the verified-token cache off).
+    """
     helpers = _payments_helpers()
     wrk = helpers.ensure_wrk()
     work = Path(tempfile.mkdtemp(prefix="l402-bench-"))
     script = work / "get.lua"
     script.write_text('wrk.method = "GET"\n')
-    rows: list[tuple[str, Any]] = []
+    print(
+        f"\nThe 402 guard over HTTP: boltgate serve (1 worker, SQLite), wrk -c{HTTP_CONNECTIONS}, "
+        f"{HTTP_ROUNDS} alternating {HTTP_SECONDS} s cells per route after a 2 s warm-up, medians\n"
+    )
+    print("| verified-token cache | route | req/s (median) | p50 ms | p99 ms | errors | overhead |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    verdicts = []
     for cache in ("30", "0"):
         with helpers.boltgate_server(
             work, 1, None, {"BOLTGATE_L402_VERIFIED_CACHE_SECONDS": cache}
@@ -180,35 +192,36 @@ def http_section() -> bool:
             preimage = httpx.post(f"{base}/api/dev/pay", json={"invoice": invoice}).json()["preimage"]
             auth = {"Authorization": f"L402 {token}:{preimage}"}
             assert httpx.get(f"{base}/api/l402/premium-data", headers=auth).status_code == 200
-            cells = [("paid: GET /api/l402/premium-data + L402 token", "/api/l402/premium-data", auth)]
-            if cache == "30":
-                cells.insert(0, ("unprotected: GET /api/l402/free-data", "/api/l402/free-data", {}))
-            else:
-                cells[0] = (cells[0][0] + ", verified every request (cache off)", *cells[0][1:])
-            for name, path, headers in cells:
+            cells = {
+                "GET /api/l402/free-data (unprotected)": ("/api/l402/free-data", {}),
+                "GET /api/l402/premium-data + L402 token": ("/api/l402/premium-data", auth),
+            }
+            results: dict[str, list[Any]] = {name: [] for name in cells}
+            for path, headers in cells.values():
                 helpers.run_wrk(wrk, base + path, script, headers, HTTP_CONNECTIONS, 2)  # warm-up
-                out = helpers.run_wrk(wrk, base + path, script, headers, HTTP_CONNECTIONS, HTTP_SECONDS)
-                rows.append((name, helpers.parse_wrk(out)))
-    free, paid, uncached = rows[0][1], rows[1][1], rows[2][1]
-    overhead_us = (1 / paid.rps - 1 / free.rps) * 1e6
-    overhead_pct = (free.rps / paid.rps - 1) * 100
+            for _ in range(HTTP_ROUNDS):
+                for name, (path, headers) in cells.items():
+                    out = helpers.run_wrk(wrk, base + path, script, headers, HTTP_CONNECTIONS, HTTP_SECONDS)
+                    results[name].append(helpers.parse_wrk(out))
+        medians = {name: sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for name, runs in results.items()}
+        free, paid = medians.values()
+        overhead_us = (1 / paid.rps - 1 / free.rps) * 1e6
+        overhead_pct = (free.rps / paid.rps - 1) * 100
+        errors = sum(r.errors for runs in results.values() for r in runs)
+        label = f"{cache} s" if cache != "0" else "off (every request verified)"
+        for (name, result), extra in zip(
+            medians.items(), ("-", f"{overhead_us:.0f} µs, {overhead_pct:.1f} %"), strict=True
+        ):
+            print(
+                f"| {label} | {name} | {result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {errors} | {extra} |"
+            )
+        verdicts.append((label, overhead_us, overhead_pct, errors))
+    default = verdicts[0]
+    ok = default[2] <= HTTP_TARGET_PCT and all(v[3] == 0 for v in verdicts)
     print(
-        f"\nThe 402 guard over HTTP: boltgate serve (1 worker, SQLite), wrk -c{HTTP_CONNECTIONS} "
-        f"{HTTP_SECONDS} s per row after a 2 s warm-up\n"
-    )
-    print("| route | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|")
-    for name, result in rows:
-        print(f"| {name} | {result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.errors} |")
-    ok = overhead_pct <= HTTP_TARGET_PCT and free.errors == 0 and paid.errors == 0 and uncached.errors == 0
-    print(
-        f"\nguard overhead: {overhead_us:.0f} µs per request, {overhead_pct:.1f} % of the unprotected "
-        f"route's cost (target ≤ {HTTP_TARGET_PCT:.0f} %): {'PASS' if ok else 'FAIL'}"
-    )
-    cold_us = (1 / uncached.rps - 1 / free.rps) * 1e6
-    print(
-        f"with the verified-token cache off (BOLTGATE_L402_VERIFIED_CACHE_SECONDS=0, every request "
-        f"verified): {cold_us:.0f} µs per request, {(free.rps / uncached.rps - 1) * 100:.1f} %"
+        f"\nguard overhead with the defaults: {default[1]:.0f} µs per request, {default[2]:.1f} % of the "
+        f"unprotected route's cost (target ≤ {HTTP_TARGET_PCT:.0f} %): {'PASS' if ok else 'FAIL'}; "
+        f"verifying every request: {verdicts[1][1]:.0f} µs, {verdicts[1][2]:.1f} %"
     )
     return ok
 

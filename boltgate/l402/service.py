@@ -33,7 +33,6 @@ from boltgate.l402.store import Keys
 log = structlog.get_logger(__name__)
 LOCATION = "boltgate"
 SERVICE = "boltgate"  # the service name in tokens this gateway mints
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +185,20 @@ class Verdict:
     valid_until: int | None = None  # the earliest expiry among the token's caveats
 
 
-def _preimage_hash(preimage: str) -> str | None:
-    if len(preimage) != 64 or not _HEX.issuperset(preimage):
+def _preimage_digest(preimage: str) -> bytes | None:
+    """sha256 of a 64-hex-digit preimage (either case), or None."""
+    if len(preimage) != 64:
         return None
-    return hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
+    try:
+        raw = bytes.fromhex(preimage)
+    except ValueError:
+        return None
+    return hashlib.sha256(raw).digest() if len(raw) == 32 else None  # fromhex skips spaces
+
+
+def _preimage_hash(preimage: str) -> str | None:
+    digest = _preimage_digest(preimage)
+    return None if digest is None else digest.hex()
 
 
 async def check_l402(keys: Keys, credential: str, need: caveats.Requirement) -> Verdict:
@@ -197,19 +206,19 @@ async def check_l402(keys: Keys, credential: str, need: caveats.Requirement) -> 
     tokens, sep, preimage = credential.strip().rpartition(":")
     if not sep or not tokens:
         return Verdict(False, "the credential must be <macaroon>:<preimage>")
-    paid_hash = _preimage_hash(preimage.strip())
-    if paid_hash is None:
+    digest = _preimage_digest(preimage.strip())
+    if digest is None:
         return Verdict(False, "the preimage must be 64 hex characters")
     reason = "no macaroon"
     for text in tokens.split(",")[:5]:
-        reason, valid_until = await _check_one(keys, text, paid_hash, need)
+        reason, valid_until = await _check_one(keys, text, digest, need)
         if not reason:
-            return Verdict(True, payment_hash=paid_hash, scheme="L402", valid_until=valid_until)
-    return Verdict(False, reason, payment_hash=paid_hash)
+            return Verdict(True, payment_hash=digest.hex(), scheme="L402", valid_until=valid_until)
+    return Verdict(False, reason, payment_hash=digest.hex())
 
 
 async def _check_one(
-    keys: Keys, text: str, paid_hash: str, need: caveats.Requirement
+    keys: Keys, text: str, digest: bytes, need: caveats.Requirement
 ) -> tuple[str, int | None]:
     """("", earliest expiry) when this macaroon proves payment and its caveats hold; else (reason, None)."""
     try:
@@ -217,9 +226,10 @@ async def _check_one(
         ident = macaroon.decode_identifier(token.identifier)
     except macaroon.MacaroonError as exc:
         return f"malformed macaroon: {exc}", None
-    if not hmac.compare_digest(ident.payment_hash.hex(), paid_hash):
+    if not hmac.compare_digest(ident.payment_hash, digest):
         return "the preimage does not match the macaroon's payment hash", None
-    root_key = await keys.store.get(macaroon.root_key_id(token.identifier))
+    key_id = macaroon.root_key_id(token.identifier)
+    root_key = keys.store.cached(key_id) or await keys.store.get(key_id)
     if root_key is None:
         return "unknown or revoked macaroon", None
     if not macaroon.signature_valid(token, root_key):

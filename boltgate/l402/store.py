@@ -43,6 +43,11 @@ class SecretStore:
         self._remember(key_id, root_key)
         return root_key
 
+    def cached(self, key_id: bytes) -> bytes | None:
+        """The root key if this process holds it fresh (no await, no database)."""
+        cached = self._cache.get(key_id)
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
     async def get(self, key_id: bytes) -> bytes | None:
         cached = self._cache.get(key_id)
         if cached is not None and cached[1] > time.monotonic():
