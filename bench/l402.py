@@ -142,8 +142,8 @@ def main() -> int:
 # ------------------------------------------------------------------------------ HTTP: the guard's cost
 
 HTTP_TARGET_PCT = 10.0
-HTTP_SECONDS = 5
-HTTP_ROUNDS = 3
+HTTP_SECONDS = 4
+HTTP_ROUNDS = 5
 HTTP_CONNECTIONS = 16
 
 
