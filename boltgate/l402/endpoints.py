@@ -60,7 +60,9 @@ async def create_challenge(
         description=body.description,
     )
     # the same resource and price within the reuse window returns the same invoice (per merchant)
-    payer = "key:" + (idempotency_key or "") if idempotency_key else "merchant"
+    payer = (
+        "key:" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40] if idempotency_key else "merchant"
+    )
     issued = await service.mint(ctx, ctx.l402, offer, payer=payer, idempotency_key=idempotency_key)
     return json_response(_issued_out(issued), 200 if issued.reused else 201)
 

@@ -118,3 +118,17 @@ async def test_verify_of_unparsable_bodies_is_400(client, merchant):
     assert (
         await client.post("/api/l402/challenges", json={"resource": "r", "priceSats": 1})
     ).status_code == 401
+
+
+async def test_idempotency_keys_of_any_length(client, merchant):
+    _, key = merchant
+    body = {"resource": "idem", "priceSats": 2}
+    odd = "x" * 100 + "!#$%&'*+-.^_`|~ {}"
+    for idem in ("k" * 255, odd):
+        headers = {**auth(key), "Idempotency-Key": idem}
+        first = await client.post("/api/l402/challenges", json=body, headers=headers)
+        again = await client.post("/api/l402/challenges", json=body, headers=headers)
+        assert first.status_code == 201 and again.status_code == 200, first.text
+        assert first.json()["invoice"] == again.json()["invoice"]
+    listed = (await client.get("/api/l402/challenges", headers=auth(key))).json()["challenges"]
+    assert {c["idempotencyKey"] for c in listed} == {"k" * 255, odd}
