@@ -220,24 +220,36 @@ async def check_l402(keys: Keys, credential: str, need: caveats.Requirement) -> 
 async def _check_one(
     keys: Keys, text: str, digest: bytes, need: caveats.Requirement
 ) -> tuple[str, int | None]:
-    """("", earliest expiry) when this macaroon proves payment and its caveats hold; else (reason, None)."""
-    try:
-        token = macaroon.decode(text)
-        ident = macaroon.decode_identifier(token.identifier)
-    except macaroon.MacaroonError as exc:
-        return f"malformed macaroon: {exc}", None
+    """("", earliest expiry) when this macaroon proves payment and its caveats hold; else (reason, None).
+
+    Parsing a token and checking its HMAC chain depend only on its bytes and its root key, so the
+    result is kept per token text (``Keys.authentic``): a token seen before costs a dictionary
+    look-up here, while the preimage, the root key's existence (revocation) and every caveat are
+    still checked on each request.
+    """
+    known = keys.authentic.get(text)
+    if known is None:
+        try:
+            token = macaroon.decode(text)
+            ident = macaroon.decode_identifier(token.identifier)
+        except macaroon.MacaroonError as exc:
+            return f"malformed macaroon: {exc}", None
+        key_id = macaroon.root_key_id(token.identifier)
+    else:
+        token, ident, key_id, authentic_with = known
     if not hmac.compare_digest(ident.payment_hash, digest):
         return "the preimage does not match the macaroon's payment hash", None
-    key_id = macaroon.root_key_id(token.identifier)
     root_key = keys.store.cached(key_id) or await keys.store.get(key_id)
     if root_key is None:
         return "unknown or revoked macaroon", None
-    if not macaroon.signature_valid(token, root_key):
-        return "invalid macaroon signature", None
+    if known is None or not hmac.compare_digest(authentic_with, root_key):
+        if not macaroon.signature_valid(token, root_key):
+            return "invalid macaroon signature", None
+        keys.remember_authentic(text, (token, ident, key_id, root_key))
     failed = caveats.check(token.caveats, need)
     if failed:
         return failed, None
-    return "", _earliest_expiry(token.caveats)
+    return "", _earliest_expiry(token.caveats) if keys.verified_ttl > 0 else None
 
 
 def _earliest_expiry(found: tuple[bytes, ...]) -> int | None:

@@ -81,6 +81,13 @@ class Keys:
     known_paid: OrderedDict[str, None] = field(default_factory=OrderedDict)
     verified: OrderedDict[Any, tuple[Any, float]] = field(default_factory=OrderedDict)
     verified_ttl: float = 30.0
+    authentic: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # token text -> parsed + root key
+
+    def remember_authentic(self, text: str, parsed: Any) -> None:
+        """A token whose HMAC chain checked out, with the root key it checked against (bounded)."""
+        self.authentic[text] = parsed
+        if len(self.authentic) > 20_000:
+            self.authentic.popitem(last=False)
 
     def remember_verdict(self, key: Any, verdict: Any, now: float, valid_until: float | None) -> None:
         """Keep a successful L402 verdict for ``verified_ttl`` seconds, never past the token's own
