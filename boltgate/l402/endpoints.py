@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from boltgate import __version__
 from boltgate.kit.clock import rfc3339
-from boltgate.l402 import caveats, mpp, service
+from boltgate.l402 import caveats, guard, mpp, service
 from boltgate.l402.guard import PAID_RESPONSES, PUBLIC, Paid, paid
 from boltgate.l402.models import Challenge
 from boltgate.l402.schemas import ChallengeCreate, ChallengeList, ChallengeOut, VerifyIn, VerifyOut
@@ -218,9 +218,6 @@ async def status(ctx: Ctx) -> Response:
     )
 
 
-_premium_price = paid(lambda ctx: ctx.settings.l402_demo_price_sats, description="boltgate premium data")
-
-
 def _premium(ctx: Ctx) -> dict[str, Any]:
     return {"message": "premium content, paid over Lightning", "servedAt": rfc3339(ctx.clock())}
 
@@ -231,10 +228,18 @@ def _premium(ctx: Ctx) -> dict[str, Any]:
     responses=PAID_RESPONSES,
     summary="Paid demo data (L402 or Payment)",
 )
-async def premium_data(ctx: Ctx, payment: Annotated[Paid, Depends(_premium_price)]) -> Response:
-    return json_response(
-        {"data": _premium(ctx), "paidWith": payment.scheme, "paymentHash": payment.payment_hash}
+async def premium_data(request: Request, ctx: Ctx) -> Response:
+    # guard.require called directly: the same check as Depends(paid(...)) without FastAPI's
+    # dependency resolution, which costs more than the check itself (bench/l402.py)
+    offer = Offer(
+        resource="GET /api/l402/premium-data",
+        amount_sats=ctx.settings.l402_demo_price_sats,
+        merchant_id=None,
+        description="boltgate premium data",
     )
+    payment = await guard.require(ctx, request, offer)
+    paid_with = {"paidWith": payment.scheme, "paymentHash": payment.payment_hash}
+    return json_response({"data": _premium(ctx), **paid_with})
 
 
 @router.get(

@@ -1,4 +1,6 @@
-"""The 402 guard any route can use: ``Depends(paid(…))``.
+"""The 402 guard any route can use: ``Depends(paid(…))``, or ``await require(ctx, request, offer)``
+in the handler (the same check without FastAPI's dependency resolution, ~20–40 µs cheaper per
+request here: the hot paid routes call it directly).
 
 Without a valid credential the route answers ``402 Payment Required`` with two
 ``WWW-Authenticate`` lines for one fresh invoice — ``L402 macaroon="…", invoice="…"`` first
