@@ -1,5 +1,5 @@
 """The 402 guard any route can use: ``Depends(paid(…))``, or ``await require(ctx, request, offer)``
-in the handler (the same check without FastAPI's dependency resolution, ~20–40 µs cheaper per
+in the handler (the same check without FastAPI's dependency resolution, ~20-40 µs cheaper per
 request here: the hot paid routes call it directly).
 
 Without a valid credential the route answers ``402 Payment Required`` with two
