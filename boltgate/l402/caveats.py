@@ -99,8 +99,9 @@ def merchant_caveat(merchant_id: str) -> str:
 
 
 def resources_caveat(resources: Iterable[str]) -> str:
-    """``resources=a,b``: only these resources (slugs or request paths); none if empty."""
-    return "resources=" + ",".join(_check_item("resource", r, ",=") for r in resources)
+    """``resources=a,b``: only these resources (slugs, request paths, URLs with a query); none if
+    empty. A caveat splits on its first ``=``, so only ``,`` (the separator) is refused."""
+    return "resources=" + ",".join(_check_item("resource", r, ",") for r in resources)
 
 
 # ------------------------------------------------------------------------------------- checking
