@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boltgate.checkout.models import Product
 from boltgate.checkout.schemas import ProductCreate, ProductUpdate
 from boltgate.context import Context
-from boltgate.errors import NotFound, ValidationFailed
+from boltgate.db.owned import owned
+from boltgate.errors import ValidationFailed
 from boltgate.kit import money
 from boltgate.kit.ids import new_id
 from boltgate.payment import service as payment_service
@@ -60,10 +61,7 @@ async def create(session: AsyncSession, merchant_id: str, body: ProductCreate, n
 
 
 async def get(session: AsyncSession, merchant_id: str, product_id: str) -> Product:
-    product = await session.get(Product, product_id)
-    if product is None or product.merchant_id != merchant_id:
-        raise NotFound(f"product {product_id} not found", code="product_not_found")
-    return product
+    return await owned(session, Product, merchant_id, product_id, what="product", code="product_not_found")
 
 
 async def list_page(

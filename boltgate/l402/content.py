@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boltgate.db.owned import owned
 from boltgate.errors import Conflict, NotFound, ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.ids import new_id
@@ -57,10 +58,9 @@ def item_out(item: ContentItem, base_url: str, *, full: bool = False) -> dict[st
 
 
 async def _own(session: AsyncSession, merchant_id: str, item_id: str) -> ContentItem:
-    item = await session.get(ContentItem, item_id)
-    if item is None or item.merchant_id != merchant_id:
-        raise NotFound(f"content item {item_id} not found", code="content_not_found")
-    return item
+    return await owned(
+        session, ContentItem, merchant_id, item_id, what="content item", code="content_not_found"
+    )
 
 
 # --- the merchant's items ---------------------------------------------------------------------

@@ -69,9 +69,9 @@ async def create_challenge(
 
 async def _verify(ctx: Ctx, merchant_id: str, body: VerifyIn) -> dict[str, Any]:
     preimage = body.preimage.strip()
-    if len(preimage) != 64 or any(c not in "0123456789abcdefABCDEF" for c in preimage):
+    paid_hash = service.preimage_hash(preimage)
+    if paid_hash is None:
         return {"valid": False, "error": "the preimage must be 64 hex characters"}
-    paid_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
     async with ctx.db.reading() as session:
         row = await session.get(Challenge, paid_hash)
     if body.macaroon:

@@ -84,10 +84,9 @@ async def challenge_response(
 
 
 async def check(
-    ctx: Context, request: Request, offer: Offer, need: caveats.Requirement
+    ctx: Context, header: str | None, offer: Offer, need: caveats.Requirement
 ) -> tuple[Verdict | None, str | None]:
-    """The verdict on the request's credential (None when it has none) and why it failed."""
-    header = request.headers.get("authorization")
+    """The verdict on the request's ``Authorization`` (None when it has none) and why it failed."""
     if not header:
         return None, None
     if len(header) > MAX_AUTHORIZATION:
@@ -126,7 +125,7 @@ async def require(
             merchant_id=offer.merchant_id,
             resource=offer.resource,
         )
-        found, reason = await check(ctx, request, offer, need)
+        found, reason = await check(ctx, header, offer, need)
         if found is None or not found.ok or found.payment_hash is None or found.scheme is None:
             raise PaymentRequired(await challenge_response(ctx, request, offer, reason, reuse=reuse))
         verdict = found

@@ -196,7 +196,7 @@ def _preimage_digest(preimage: str) -> bytes | None:
     return hashlib.sha256(raw).digest() if len(raw) == 32 else None  # fromhex skips spaces
 
 
-def _preimage_hash(preimage: str) -> str | None:
+def preimage_hash(preimage: str) -> str | None:
     digest = _preimage_digest(preimage)
     return None if digest is None else digest.hex()
 
@@ -285,7 +285,7 @@ async def check_payment(
             return Verdict(False, f"{code}: {exc}")
         if not isinstance(opaque, dict) or opaque.get("resource") != resource:
             return Verdict(False, "invalid-challenge: the challenge was issued for another resource")
-        paid_hash = _preimage_hash(credential.preimage)
+        paid_hash = preimage_hash(credential.preimage)
         if (
             not isinstance(payment_hash, str)
             or paid_hash is None
@@ -294,7 +294,7 @@ async def check_payment(
             return Verdict(False, "invalid-preimage: the preimage does not match the invoice")
         challenge_id = challenge.id
     else:
-        paid_hash = _preimage_hash(credential.preimage)
+        paid_hash = preimage_hash(credential.preimage)
         if paid_hash is None:
             return Verdict(False, "invalid-preimage: the preimage must be 64 hex characters")
     async with ctx.db.writing() as session:

@@ -49,9 +49,9 @@ class SecretStore:
         return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
     async def get(self, key_id: bytes) -> bytes | None:
-        cached = self._cache.get(key_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        root_key = self.cached(key_id)
+        if root_key is not None:
+            return root_key
         async with self.db.reading() as session:
             sealed = (
                 await session.execute(select(RootKey.sealed_key).where(RootKey.key_id == key_id.hex()))

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.config import Settings
+from boltgate.db.owned import owned
 from boltgate.errors import Conflict, NotFound, ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.crypto import SecretBox
@@ -67,10 +68,9 @@ async def create(
 
 
 async def get(session: AsyncSession, merchant_id: str, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = await session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.merchant_id != merchant_id:
-        raise NotFound(f"webhook endpoint {endpoint_id} not found", code="webhook_not_found")
-    return endpoint
+    return await owned(
+        session, WebhookEndpoint, merchant_id, endpoint_id, what="webhook endpoint", code="webhook_not_found"
+    )
 
 
 async def list_endpoints(session: AsyncSession, merchant_id: str) -> list[WebhookEndpoint]:
