@@ -15,6 +15,10 @@ from boltgate.lightning import endpoints as dev_endpoints
 from boltgate.merchant import endpoints as merchant_endpoints
 from boltgate.ops import endpoints as ops_endpoints
 from boltgate.payment import endpoints as payment_endpoints
+from boltgate.proxy import discovery as proxy_discovery
+from boltgate.proxy import endpoints as proxy_endpoints
+from boltgate.proxy import forward as proxy_forward
+from boltgate.proxy import stats as proxy_stats
 from boltgate.rates import endpoints as rate_endpoints
 from boltgate.webhook import endpoints as webhook_endpoints
 
@@ -28,6 +32,10 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.mount("/static/checkout", StaticFiles(directory=checkout_pages.STATIC_DIR), name="checkout-static")
     app.include_router(l402_endpoints.router)
     app.include_router(l402_content.router)
+    app.include_router(proxy_endpoints.router)
+    app.include_router(proxy_stats.router)
+    app.include_router(proxy_discovery.router)  # before the proxy's catch-all route
+    app.include_router(proxy_forward.router)
     app.include_router(merchant_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)

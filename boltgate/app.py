@@ -25,6 +25,7 @@ from boltgate.db.engine import Database
 from boltgate.db.migrate import upgrade
 from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
 from boltgate.kit.crypto import SecretBox, derive_key
+from boltgate.kit.netguard import guarded_client, parse_networks, webhook_client
 from boltgate.l402.guard import PaymentRequired
 from boltgate.l402.store import Keys, SecretStore
 from boltgate.lightning.base import LightningBackend
@@ -34,11 +35,12 @@ from boltgate.ops.logging import configure as configure_logging
 from boltgate.ops.middleware import RequestMiddleware
 from boltgate.ops.ratelimit import RateLimiter
 from boltgate.payment import tasks
+from boltgate.proxy.directory import Directory
+from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService, build_providers
 from boltgate.web import iter_routes
 from boltgate.webhook.delivery import DeliveryWorker
 from boltgate.webhook.feed import EventFeed
-from boltgate.webhook.transport import webhook_client
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +99,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         stale_max_seconds=settings.rate_stale_max_seconds,
     )
     wake = asyncio.Event()
+    networks = parse_networks(settings.proxy_allow_networks)
     secret = settings.secret_key.get_secret_value()
     ctx = Context(
         settings=settings,
@@ -119,13 +122,28 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             realm=settings.l402_realm or (urlsplit(settings.base_url).hostname or "boltgate"),
             verified_ttl=settings.l402_verified_cache_seconds,
         ),
+        proxies=Directory(db, settings.proxy_config_cache_seconds),
+        usage=Usage(db),
+        proxy_http=guarded_client(
+            networks,
+            httpx.Timeout(
+                settings.proxy_timeout_seconds,
+                connect=settings.proxy_connect_timeout_seconds,
+                pool=settings.proxy_connect_timeout_seconds,
+            ),
+            settings.proxy_max_connections,
+        ),
+        proxy_networks=networks,
     )
     feed = asyncio.create_task(ctx.feed.run(), name="event-feed")
+    usage = asyncio.create_task(ctx.usage.run(settings.proxy_usage_flush_seconds), name="proxy-usage")
     try:
         yield ctx
     finally:
         feed.cancel()
-        await asyncio.gather(feed, return_exceptions=True)
+        usage.cancel()
+        await asyncio.gather(feed, usage, return_exceptions=True)
+        await ctx.proxy_http.aclose()
         await ctx.webhook_http.aclose()
         await rates.aclose()
         await backend.close()
@@ -234,6 +252,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount(app, settings)
     openapi.install(app)
     app.add_middleware(
-        RequestMiddleware, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+        body_limits=(("/l402/proxy/", settings.proxy_max_body_bytes),),
     )
     return app

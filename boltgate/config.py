@@ -150,6 +150,46 @@ class Settings(BaseSettings):
     l402_realm: str | None = Field(
         None, description="realm of Payment-scheme challenges; default: the host of the public URL"
     )
+    proxy_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="private networks the paid proxy may reach, comma-separated CIDRs or addresses "
+        "(e.g. 127.0.0.1,10.0.0.0/8); everything not public is refused otherwise, checked when connecting",
+    )
+    proxy_timeout_seconds: float = Field(
+        30, gt=0, le=600, description="an upstream must answer (and not pause its body) within this time"
+    )
+    proxy_connect_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="connecting to an upstream must take at most this long"
+    )
+    proxy_max_body_bytes: int = Field(
+        1 << 30, ge=1024, description="largest request body the paid proxy streams to an upstream"
+    )
+    proxy_max_header_bytes: int = Field(
+        32768, ge=1024, le=1 << 20, description="largest total size of the headers of a proxied request"
+    )
+    proxy_max_connections: int = Field(
+        512, ge=1, le=100_000, description="upstream connections the paid proxy keeps open, per process"
+    )
+    proxy_max_concurrent: int = Field(
+        128,
+        ge=1,
+        le=100_000,
+        description="requests in flight to one proxy's upstream at once, per process (more: 503), "
+        "so a slow upstream cannot hold every connection",
+    )
+    proxy_config_cache_seconds: float = Field(
+        2,
+        ge=0,
+        le=300,
+        description="how long a replica serves a proxy's settings from memory (changes made through "
+        "another replica apply after this long)",
+    )
+    proxy_usage_flush_seconds: float = Field(
+        2,
+        gt=0,
+        le=300,
+        description="how often request counters of the paid proxy are written to the database",
+    )
     checkout_frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed to embed the checkout page in a frame, comma-separated "
@@ -172,6 +212,19 @@ class Settings(BaseSettings):
         from limits import parse
 
         parse(value)  # raises ValueError on a malformed limit
+        return value
+
+    @field_validator("proxy_allow_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("proxy_allow_networks")
+    @classmethod
+    def _networks_valid(cls, value: list[str]) -> list[str]:
+        from boltgate.kit.netguard import parse_networks
+
+        parse_networks(value)  # raises ValueError on a malformed network
         return value
 
     @field_validator("checkout_frame_ancestors", mode="before")

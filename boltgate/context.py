@@ -12,10 +12,13 @@ from boltgate.config import Settings
 from boltgate.db.engine import Database
 from boltgate.kit.clock import Clock, utcnow
 from boltgate.kit.crypto import SecretBox
+from boltgate.kit.netguard import Network
 from boltgate.l402.store import Keys
 from boltgate.lightning.base import LightningBackend
 from boltgate.merchant.auth import KeyCache
 from boltgate.ops.ratelimit import RateLimiter
+from boltgate.proxy.directory import Directory
+from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService
 from boltgate.webhook.feed import EventFeed
 
@@ -33,6 +36,11 @@ class Context:
     feed: EventFeed
     wake: asyncio.Event  # set when events commit: the webhook worker looks for work
     l402: Keys  # challenge-id key and root-key store of L402 / the Payment scheme
+    proxies: Directory  # the paid proxy's settings, cached
+    usage: Usage  # the paid proxy's request counters
+    proxy_http: httpx.AsyncClient  # to upstreams (address-guarded)
+    proxy_networks: tuple[Network, ...]  # private networks upstreams may be in (operator's allow-list)
+    proxy_in_flight: dict[str, int] = field(default_factory=dict)  # requests being relayed, per proxy
     keys: KeyCache = field(default_factory=KeyCache)
     clock: Clock = utcnow
 

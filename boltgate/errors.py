@@ -109,6 +109,18 @@ class Conflict(BoltgateError):
     title = "Conflict"
 
 
+class Gone(BoltgateError):
+    status = 410
+    code = "gone"
+    title = "Gone"
+
+
+class HeadersTooLarge(BoltgateError):
+    status = 431
+    code = "headers_too_large"
+    title = "Request headers too large"
+
+
 class RateLimited(BoltgateError):
     status = 429
     code = "rate_limited"
@@ -129,3 +141,15 @@ class RateUnavailable(ServiceUnavailable):
 class BackendUnavailable(ServiceUnavailable):
     code = "lightning_backend_unavailable"
     title = "Lightning backend unavailable"
+
+
+class BadGateway(BoltgateError):
+    status = 502
+    code = "upstream_unavailable"
+    title = "Upstream unavailable"
+
+
+class GatewayTimeout(BoltgateError):
+    status = 504
+    code = "upstream_timeout"
+    title = "Upstream timeout"

@@ -38,8 +38,12 @@ _DESCRIPTIONS = {
     402: "Payment required: pay the invoice of a WWW-Authenticate challenge (L402 or Payment), then retry",
     404: "Not found (or another merchant's object)",
     409: "Conflict with an existing object",
+    410: "Retired: this object was unpublished and answers no more",
+    431: "Request headers too large",
     429: "Rate limited (see Retry-After)",
-    503: "A dependency (exchange rates, Lightning backend) is unavailable",
+    502: "The upstream could not be reached (or its address is not allowed)",
+    503: "A dependency (exchange rates, Lightning backend) is unavailable, or too busy",
+    504: "The upstream did not answer in time",
 }
 
 

@@ -5,6 +5,7 @@ from boltgate.db.base import Base
 from boltgate.l402.models import Challenge, ContentItem, RootKey
 from boltgate.merchant.models import ApiKey, Merchant
 from boltgate.payment.models import IdempotencyKey, Payment
+from boltgate.proxy.models import Proxy, ProxyEndpoint, ProxyUsage
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.worker.models import Cursor
 
@@ -21,6 +22,9 @@ __all__ = [
     "Merchant",
     "Payment",
     "Product",
+    "Proxy",
+    "ProxyEndpoint",
+    "ProxyUsage",
     "RootKey",
     "WebhookEndpoint",
 ]

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from boltgate.db.base import Base, UTCDateTime
@@ -47,6 +57,9 @@ class Challenge(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     spent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # calls an L402 token of this challenge may make (NULL: unlimited until it expires), and made
+    max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ContentItem(Base):

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import orjson
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from boltgate.context import Context
 from boltgate.kit.clock import rfc3339
@@ -43,6 +43,8 @@ class Offer:
     description: str | None = None
     resources: tuple[str, ...] = ()  # a bundle: every resource the token opens (default: resource)
     capabilities: tuple[str, ...] = ()
+    ttl_seconds: int | None = None  # how long a paid L402 token works (None: the gateway's setting)
+    max_uses: int | None = None  # calls one paid L402 token may make (None: unlimited), see use_once
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ async def mint(
     )
     token_id = secrets.token_bytes(32)
     identifier = macaroon.encode_identifier(bytes.fromhex(invoice.payment_hash), token_id)
-    valid_until = int(now.timestamp()) + ctx.settings.l402_token_ttl_seconds
+    valid_until = int(now.timestamp()) + (offer.ttl_seconds or ctx.settings.l402_token_ttl_seconds)
     minted_caveats = offer_caveats(offer, valid_until)
     row = Challenge(
         payment_hash=invoice.payment_hash,
@@ -163,6 +165,8 @@ async def mint(
         expires_at=min(invoice.expires_at, now + timedelta(seconds=ctx.settings.l402_invoice_expiry_seconds)),
         paid_at=None,
         spent_at=None,
+        max_uses=offer.max_uses,
+        uses=0,
     )
     async with ctx.db.writing() as session:
         root_key = await keys.store.create(session, macaroon.root_key_id(identifier), now)
@@ -322,6 +326,23 @@ async def mark_paid(ctx: Context, keys: Keys, payment_hash: str) -> None:
             .where(Challenge.payment_hash == payment_hash, Challenge.paid_at.is_(None))
             .values(paid_at=ctx.clock())
         )
+
+
+async def use_once(ctx: Context, payment_hash: str) -> bool:
+    """Count one call of an L402 token whose offer limits its calls; False once they are used up.
+
+    One conditional UPDATE, so replicas sharing the database never admit more calls than sold.
+    """
+    async with ctx.db.writing() as session:
+        counted = await session.execute(
+            update(Challenge)
+            .where(
+                Challenge.payment_hash == payment_hash,
+                or_(Challenge.max_uses.is_(None), Challenge.uses < Challenge.max_uses),
+            )
+            .values(uses=Challenge.uses + 1)
+        )
+    return bool(counted.rowcount == 1)  # type: ignore[attr-defined]
 
 
 @lru_cache(maxsize=4096)

@@ -48,10 +48,18 @@ class _TooLarge(Exception):
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, access_log: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        access_log: bool,
+        body_limits: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        self.body_limits = body_limits  # (path prefix, limit): routes that stream larger bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +72,9 @@ class RequestMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         state: dict[str, Any] = {"status": 500, "started": False}
         limit = self.max_body_bytes
+        for prefix, prefix_limit in self.body_limits:
+            if scope["path"].startswith(prefix):
+                limit = prefix_limit
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -33,10 +33,10 @@ from boltgate.db.engine import Database
 from boltgate.db.raw import RawStatement
 from boltgate.kit.clock import Clock, rfc3339
 from boltgate.kit.crypto import SecretBox
+from boltgate.kit.netguard import AddressNotAllowed
 from boltgate.webhook import events, outbox, schedule
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.webhook.signing import signature_headers
-from boltgate.webhook.transport import AddressNotAllowed
 
 log = structlog.get_logger(__name__)
 RUN_LENGTH = 50

@@ -16,11 +16,11 @@ from boltgate.errors import Conflict, NotFound, ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.crypto import SecretBox
 from boltgate.kit.ids import new_id
+from boltgate.kit.netguard import is_public
 from boltgate.webhook import delivery as sender
 from boltgate.webhook import events, schemas
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.webhook.signing import new_secret
-from boltgate.webhook.transport import is_public
 
 MAX_ENDPOINTS = 20
 
