@@ -3,8 +3,9 @@
 The manifest (``/l402/proxy/{id}/.well-known/l402-manifest.json``) follows the schema in
 ``l402-manifest.schema.json`` (what the published ``discover_api`` client reads). The registry
 lists the proxies their producers chose to list (and did not retire), with absolute URLs, searched
-with ``q`` (every word must appear in the name, a description or a category, in any case) and
-``category``. ``POST /api/manifests/validate`` checks any JSON against the manifest schema.
+with ``q`` (every word must appear in the name, a description or a category, in any case —
+folded by Python at write time, so both databases agree beyond ASCII) and ``category`` (a whole
+category, in any case). ``POST /api/manifests/validate`` checks any JSON against the manifest schema.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from boltgate.errors import MalformedRequest, NotFound, PayloadTooLarge
 from boltgate.proxy import manifest
@@ -55,7 +56,7 @@ async def get_openapi(ctx: Ctx, proxy_id: str) -> Response:
 
 
 def _like(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
@@ -65,14 +66,11 @@ def _listed(q: str | None, category: str | None) -> Any:
         Proxy.manifest_enabled.is_(True),
         Proxy.retired_at.is_(None),
     ]
-    for word in (q or "").split()[:10]:
-        pattern = _like(word)
-        fields = (Proxy.name, Proxy.description, Proxy.service_description, Proxy.categories)
-        conditions.append(or_(*(func.lower(field).like(pattern, escape="\\") for field in fields)))
+    for word in (q or "").split():
+        conditions.append(Proxy.search_text.like(_like(word), escape="\\"))
     if category:
-        # categories are stored one per line: match a whole line, in any case
-        lines = "\n" + func.lower(Proxy.categories) + "\n"
-        conditions.append(lines.like(_like("\n" + category.strip() + "\n"), escape="\\"))
+        # the folded categories are stored as "\n<a>\n<b>\n": match a whole one
+        conditions.append(Proxy.category_keys.like(_like("\n" + category.strip() + "\n"), escape="\\"))
     return conditions
 
 
@@ -98,8 +96,8 @@ def _item(proxy: Proxy, endpoint_count: int, base_url: str) -> dict[str, Any]:
 )
 async def registry(
     ctx: Ctx,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    category: Annotated[str | None, Query(max_length=50)] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")] = None,
+    category: Annotated[str | None, Query(max_length=50, pattern=r"^[^\x00-\x1f\x7f,]*$")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     pageSize: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:

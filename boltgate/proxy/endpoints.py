@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from boltgate.context import Context
+from boltgate.errors import Gone
 from boltgate.proxy import schemas, service
 from boltgate.proxy.models import Proxy
 from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read_json
@@ -63,7 +64,7 @@ async def get_proxy(ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
 async def update_proxy(request: Request, ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
     body = await read_json(request, schemas.ProxyUpdate, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         service.update(proxy, body, ctx.clock(), ctx.proxy_networks)
     ctx.proxies.forget(proxy_id)
     return json_response(await _out(ctx, proxy))
@@ -78,7 +79,7 @@ async def update_proxy(request: Request, ctx: Ctx, merchant: Merchant, proxy_id:
 )
 async def delete_proxy(ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         await service.delete_proxy(session, proxy)
     ctx.proxies.forget(proxy_id)
     return Response(status_code=204)
@@ -95,7 +96,7 @@ async def delete_proxy(ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
 async def add_endpoint(request: Request, ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
     body = await read_json(request, schemas.EndpointCreate, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         endpoint, created = await service.add_endpoint(session, proxy, body, ctx.clock())
     ctx.proxies.forget(proxy_id)
     return json_response(service.endpoint_out(proxy_id, endpoint), 201 if created else 200)
@@ -124,7 +125,7 @@ async def update_endpoint(
 ) -> Response:
     body = await read_json(request, schemas.EndpointUpdate, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         endpoint = await service.get_endpoint(session, proxy, endpoint_id)
         await service.update_endpoint(session, proxy, endpoint, body, ctx.clock())
     ctx.proxies.forget(proxy_id)
@@ -139,7 +140,7 @@ async def update_endpoint(
 )
 async def delete_endpoint(ctx: Ctx, merchant: Merchant, proxy_id: str, endpoint_id: str) -> Response:
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         endpoint = await service.get_endpoint(session, proxy, endpoint_id)
         await service.delete_endpoint(session, proxy, endpoint, ctx.clock())
     ctx.proxies.forget(proxy_id)
@@ -168,10 +169,8 @@ async def get_settings(ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
 async def update_settings(request: Request, ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
     body = await read_json(request, schemas.ManifestSettings, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         if proxy.retired_at is not None and body.manifestPubliclyListed:
-            from boltgate.errors import Gone
-
             raise Gone(f"proxy {proxy_id} is retired and cannot be listed", code="proxy_retired")
         service.update_settings(proxy, body, ctx.clock())
     ctx.proxies.forget(proxy_id)
@@ -192,7 +191,7 @@ async def unpublish(request: Request, ctx: Ctx, merchant: Merchant, proxy_id: st
         else schemas.Unpublish()
     )
     async with ctx.db.writing() as session:
-        proxy = await service.get(session, merchant.merchant_id, proxy_id)
+        proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
         already = service.unpublish(proxy, body.reason, ctx.clock())
     ctx.proxies.forget(proxy_id)
     return json_response({"proxyId": proxy_id, "retired": True, "alreadyRetired": already})

@@ -77,6 +77,10 @@ def _check_headers(ctx: Context, scope: Scope) -> None:
 async def _admit(ctx: Context, request: Request, entry: Entry, offer: Offer, key: str | None) -> None:
     """Raise the 402 unless the request's credential pays for ``offer`` (and has calls left)."""
     now = ctx.clock()
+    if "authorization" not in request.headers:
+        # an unpaid call can mint an invoice: it counts against the client address's rate limit
+        # (paid calls do not, so a producer's paying customers are never slowed down here)
+        await ctx.limiter.check("ip:" + (request.client.host if request.client else "unknown"))
     try:
         paid = await guard.require(ctx, request, offer, reuse=True)
         if (
@@ -172,7 +176,7 @@ class _Releasing(relay.Streamed):
 _DOC: dict[str, Any] = {
     "responses": {
         200: {"description": "The upstream's response, unchanged (any status it sends)"},
-        **problems(400, 402, 404, 410, 431, 502, 503, 504),
+        **problems(400, 402, 404, 410, 429, 431, 502, 503, 504),
     },
 }
 

@@ -31,6 +31,10 @@ class Proxy(Base):
     manifest_listed: Mapped[bool] = mapped_column(Boolean, default=False)
     service_description: Mapped[str | None] = mapped_column(Text, nullable=True)
     categories: Mapped[str] = mapped_column(Text, default="")  # newline-separated
+    # for the registry's search, case-folded in Python (SQLite's lower() folds ASCII only):
+    # name, descriptions and categories one per line; and "\n<category>\n…" for whole-line matches
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    category_keys: Mapped[str] = mapped_column(Text, default="\n")
     documentation_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     retire_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -52,11 +52,6 @@ class _ProxyFields(BaseModel):
     def _description(cls, value: str | None) -> str | None:
         return multiline(value)
 
-    @field_validator("targetBaseUrl", check_fields=False)
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        return http_url(value)
-
 
 class ProxyCreate(_ProxyFields):
     """Body of ``POST /api/proxy``."""

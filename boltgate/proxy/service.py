@@ -9,6 +9,7 @@ hostname may resolve elsewhere later.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from boltgate.errors import Conflict, NotFound, ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.ids import new_id
 from boltgate.kit.netguard import Network, allowed
-from boltgate.proxy import pricing, schemas
+from boltgate.proxy import paths, pricing, schemas
 from boltgate.proxy.models import Proxy, ProxyEndpoint, ProxyUsage
 
 MAX_ENDPOINTS = 500
@@ -37,8 +38,27 @@ def _invalid(field: str, message: str, code: str = "validation_error") -> Valida
     return ValidationFailed(f"{field}: {message}", errors={field: [message]}, code=code)
 
 
+def _as_address(host: str) -> str | None:
+    """The IP address a host names literally, including IPv4's short and numeric forms
+    (``127.1``, ``2130706433``, ``0x7f.1``) that resolvers accept; None for a name."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def check_target(url: str, networks: tuple[Network, ...]) -> str:
-    """The target as stored (no trailing slash), or 400 ``invalid_target_url``."""
+    """The target as stored (no trailing slash), or 400 ``invalid_target_url`` / ``target_not_allowed``."""
+    try:
+        paths.upstream_url(url, "/", b"")  # what forwarding will build from it must be buildable
+    except paths.UnsafePath as exc:
+        raise _invalid("targetBaseUrl", f"is not usable: {exc}", "invalid_target_url") from exc
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _invalid("targetBaseUrl", "must be an absolute http(s) URL", "invalid_target_url")
@@ -50,11 +70,8 @@ def check_target(url: str, networks: tuple[Network, ...]) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise _invalid("targetBaseUrl", "has an invalid port", "invalid_target_url") from exc
-    host = parts.hostname
-    address = "127.0.0.1" if host == "localhost" or host.endswith(".localhost") else host
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
+    address = _as_address(parts.hostname)
+    if address is None:
         return url.rstrip("/")  # a name: checked when connecting
     if not allowed(address, networks):
         raise _invalid(
@@ -72,6 +89,14 @@ def _lines(values: list[str] | None) -> str:
 
 def split_lines(text: str) -> list[str]:
     return [line for line in text.split("\n") if line]
+
+
+def index_search(proxy: Proxy) -> None:
+    """Refresh the registry's case-folded search columns from the proxy's fields."""
+    categories = split_lines(proxy.categories)
+    fields = [proxy.name, proxy.description or "", proxy.service_description or "", *categories]
+    proxy.search_text = "\n".join(fields).casefold()
+    proxy.category_keys = "\n" + "".join(c.casefold() + "\n" for c in categories)
 
 
 async def create(
@@ -105,12 +130,15 @@ async def create(
         created_at=now,
         updated_at=now,
     )
+    index_search(proxy)
     session.add(proxy)
     return proxy
 
 
-async def get(session: AsyncSession, merchant_id: str, proxy_id: str) -> Proxy:
-    return await owned(session, Proxy, merchant_id, proxy_id, what="proxy", code="proxy_not_found")
+async def get(session: AsyncSession, merchant_id: str, proxy_id: str, *, lock: bool = False) -> Proxy:
+    """The merchant's proxy; ``lock`` serialises changes to it and its endpoints (checks that read
+    the other endpoints, and retirement, must not interleave)."""
+    return await owned(session, Proxy, merchant_id, proxy_id, what="proxy", code="proxy_not_found", lock=lock)
 
 
 async def list_for(session: AsyncSession, merchant_id: str) -> list[Proxy]:
@@ -148,6 +176,7 @@ def update(proxy: Proxy, body: schemas.ProxyUpdate, now: datetime, networks: tup
         proxy.token_ttl_seconds = body.tokenTtlSeconds
     if "maxCallsPerToken" in given:
         proxy.max_calls_per_token = body.maxCallsPerToken
+    index_search(proxy)
     proxy.updated_at = now
 
 
@@ -157,11 +186,11 @@ async def add_endpoint(
     """(the endpoint, created); sending the same definition again returns it unchanged."""
     existing = await session.get(ProxyEndpoint, (proxy.id, body.endpointId))
     if existing is not None:
-        same = (existing.path, existing.http_method, existing.price_sats, existing.summary) == (
-            body.path,
-            body.httpMethod,
-            body.basePriceSats,
-            body.summary,
+        mine = (existing.path, existing.http_method, existing.price_sats, existing.summary)
+        theirs = (body.path, body.httpMethod, body.basePriceSats, body.summary)
+        same = mine == theirs and (existing.description, existing.tags) == (
+            body.description,
+            _lines(body.tags),
         )
         if same:
             return existing, False
@@ -256,6 +285,7 @@ def update_settings(proxy: Proxy, body: schemas.ManifestSettings, now: datetime)
         proxy.categories = _lines(body.categories)
     if "documentationUrl" in given:
         proxy.documentation_url = body.documentationUrl
+    index_search(proxy)
     proxy.updated_at = now
 
 

@@ -375,3 +375,23 @@ async def test_body_over_the_proxy_limit_is_refused(make_gateway, merchant, upst
         assert fits.status_code == 200 and fits.json()["bodySize"] == 99_000
         too_big = await http.post(url, content=b"a" * 100_001)
         assert too_big.status_code == 400 and too_big.json()["error"] == "payload_too_large"
+
+
+async def test_unpaid_calls_are_rate_limited_per_client_paid_ones_are_not(make_gateway, merchant, upstream):
+    _, key = merchant
+    gateway = await make_gateway(proxy_allow_networks=["127.0.0.1"], rate_limit="3/minute")
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
+        created = await http.post(
+            "/api/proxy",
+            json={"name": "P", "targetBaseUrl": upstream.base_url, "defaultPriceSats": 2},
+            headers=auth(key),
+        )
+        url = created.json()["proxyUrl"] + "/x"
+        first = await http.get(url)
+        token, _, _ = await pay_402(http, first)
+        statuses = [(await http.get(url)).status_code for _ in range(4)]
+        assert statuses[-1] == 429 and 402 in statuses
+        limited = await http.get(url)
+        assert limited.status_code == 429 and limited.headers["retry-after"]
+        for _ in range(5):
+            assert (await http.get(url, headers={"Authorization": token})).status_code == 200

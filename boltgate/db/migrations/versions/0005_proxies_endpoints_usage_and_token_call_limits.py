@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column("manifest_listed", sa.Boolean(), nullable=False),
         sa.Column("service_description", sa.Text(), nullable=True),
         sa.Column("categories", sa.Text(), nullable=False),
+        sa.Column("search_text", sa.Text(), nullable=False),
+        sa.Column("category_keys", sa.Text(), nullable=False),
         sa.Column("documentation_url", sa.String(length=2048), nullable=True),
         sa.Column("retired_at", boltgate.db.base.UTCDateTime(), nullable=True),
         sa.Column("retire_reason", sa.String(length=500), nullable=True),
