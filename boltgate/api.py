@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from boltgate.agent import identity_endpoints as agent_identity
+from boltgate.agent import market_endpoints as agent_market
 from boltgate.checkout import endpoints as checkout_endpoints
 from boltgate.checkout import pages as checkout_pages
 from boltgate.checkout import product_endpoints
@@ -36,6 +38,8 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(proxy_stats.router)
     app.include_router(proxy_discovery.router)  # before the proxy's catch-all route
     app.include_router(proxy_forward.router)
+    app.include_router(agent_market.router)  # /api/agents/capabilities… before /api/agents/{pubkey}
+    app.include_router(agent_identity.router)
     app.include_router(merchant_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)

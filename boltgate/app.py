@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from boltgate import __version__
+from boltgate.agent.events import Platform, platform_secret
 from boltgate.api import mount
 from boltgate.config import Settings
 from boltgate.context import Context
@@ -134,6 +135,13 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             settings.proxy_max_connections,
         ),
         proxy_networks=networks,
+        platform=Platform(
+            platform_secret(
+                secret,
+                settings.nostr_platform_key.get_secret_value() if settings.nostr_platform_key else None,
+            ),
+            relays=tuple(settings.nostr_relays),
+        ),
     )
     feed = asyncio.create_task(ctx.feed.run(), name="event-feed")
     usage = asyncio.create_task(ctx.usage.run(settings.proxy_usage_flush_seconds), name="proxy-usage")
@@ -143,6 +151,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         feed.cancel()
         usage.cancel()
         await asyncio.gather(feed, usage, return_exceptions=True)
+        await ctx.platform.close()
         await ctx.proxy_http.aclose()
         await ctx.webhook_http.aclose()
         await rates.aclose()

@@ -190,6 +190,22 @@ class Settings(BaseSettings):
         le=300,
         description="how often request counters of the paid proxy are written to the database",
     )
+    nostr_relays: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Nostr relays (ws:// or wss://, comma-separated) the marketplace's signed events are "
+        "published to; none: events are only served by GET /api/agents/events",
+    )
+    nostr_platform_key: SecretStr | None = Field(
+        None,
+        description="64-hex secret key the platform signs Nostr events with; default: derived from the "
+        "server key",
+    )
+    agent_challenge_seconds: int = Field(
+        300, ge=30, le=3600, description="how long an agent has to sign an identity challenge"
+    )
+    agent_challenge_rate_limit: str = Field(
+        "10/minute", description="identity challenges one public key, and one client address, may ask for"
+    )
     checkout_frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed to embed the checkout page in a frame, comma-separated "
@@ -206,12 +222,25 @@ class Settings(BaseSettings):
     def _providers(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("rate_limit", "buy_rate_limit")
+    @field_validator("rate_limit", "buy_rate_limit", "agent_challenge_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse
 
         parse(value)  # raises ValueError on a malformed limit
+        return value
+
+    @field_validator("nostr_relays", mode="before")
+    @classmethod
+    def _relays(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("nostr_relays")
+    @classmethod
+    def _relays_valid(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("ws://", "wss://")):
+                raise ValueError(f"relay {url!r} must be a ws:// or wss:// URL")
         return value
 
     @field_validator("proxy_allow_networks", mode="before")

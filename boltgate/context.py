@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 from fastapi import Request
 
+from boltgate.agent.events import Platform
 from boltgate.config import Settings
 from boltgate.db.engine import Database
 from boltgate.kit.clock import Clock, utcnow
@@ -40,6 +41,7 @@ class Context:
     usage: Usage  # the paid proxy's request counters
     proxy_http: httpx.AsyncClient  # to upstreams (address-guarded)
     proxy_networks: tuple[Network, ...]  # private networks upstreams may be in (operator's allow-list)
+    platform: Platform  # the Nostr key the marketplace signs with, and its relays
     proxy_in_flight: dict[str, int] = field(default_factory=dict)  # requests being relayed, per proxy
     keys: KeyCache = field(default_factory=KeyCache)
     clock: Clock = utcnow

@@ -1,5 +1,14 @@
 """Imports every model so that ``Base.metadata`` is complete (for Alembic and the tests)."""
 
+from boltgate.agent.models import (
+    Agent,
+    AgentChallenge,
+    Agreement,
+    Attestation,
+    Capability,
+    NostrEvent,
+    ServiceRequest,
+)
 from boltgate.checkout.models import Product
 from boltgate.db.base import Base
 from boltgate.l402.models import Challenge, ContentItem, RootKey
@@ -10,8 +19,13 @@ from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEnd
 from boltgate.worker.models import Cursor
 
 __all__ = [
+    "Agent",
+    "AgentChallenge",
+    "Agreement",
     "ApiKey",
+    "Attestation",
     "Base",
+    "Capability",
     "Challenge",
     "ContentItem",
     "Cursor",
@@ -20,11 +34,13 @@ __all__ = [
     "Event",
     "IdempotencyKey",
     "Merchant",
+    "NostrEvent",
     "Payment",
     "Product",
     "Proxy",
     "ProxyEndpoint",
     "ProxyUsage",
     "RootKey",
+    "ServiceRequest",
     "WebhookEndpoint",
 ]
