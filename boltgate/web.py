@@ -35,6 +35,7 @@ _PROBLEM_SCHEMA = {
 _DESCRIPTIONS = {
     400: "Invalid input (problem details; `errors` per field)",
     401: "Missing or invalid API key",
+    403: "Not allowed for this caller (e.g. not a party to the agreement)",
     402: "Payment required: pay the invoice of a WWW-Authenticate challenge (L402 or Payment), then retry",
     404: "Not found (or another merchant's object)",
     409: "Conflict with an existing object",

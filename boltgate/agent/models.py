@@ -18,6 +18,7 @@ from boltgate.db.base import Base, UTCDateTime
 
 class Agent(Base):
     __tablename__ = "agents"
+    __table_args__ = (Index("ix_agents_active_created", "is_active", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     pubkey: Mapped[str] = mapped_column(String(64), unique=True)  # BIP-340 x-only, lower-case hex

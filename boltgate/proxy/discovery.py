@@ -137,6 +137,6 @@ async def validate(request: Request, ctx: Ctx) -> Response:
     return json_response({"valid": not errors, "errors": errors})
 
 
-@router.get("/api/manifests/schema", summary="The L402 manifest JSON Schema")
+@router.get("/api/manifests/schema", responses=problems(429), summary="The L402 manifest JSON Schema")
 async def schema() -> Response:
     return json_response(manifest.schema(), headers=CACHE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from boltgate.agent import market
 from boltgate.context import Context
 from boltgate.errors import Gone
 from boltgate.proxy import schemas, service
@@ -78,10 +79,14 @@ async def update_proxy(request: Request, ctx: Ctx, merchant: Merchant, proxy_id:
     "answering 410, unpublish instead)",
 )
 async def delete_proxy(ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
+    now = ctx.clock()
     async with ctx.db.writing() as session:
         proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
+        # its listings leave the marketplace and the relays too
+        removals = await market.withdraw(session, ctx.platform, proxy_id, "deleted", now)
         await service.delete_proxy(session, proxy)
     ctx.proxies.forget(proxy_id)
+    ctx.platform.publish_later(removals)
     return Response(status_code=204)
 
 
@@ -190,8 +195,13 @@ async def unpublish(request: Request, ctx: Ctx, merchant: Merchant, proxy_id: st
         if has_body
         else schemas.Unpublish()
     )
+    now = ctx.clock()
     async with ctx.db.writing() as session:
         proxy = await service.get(session, merchant.merchant_id, proxy_id, lock=True)
-        already = service.unpublish(proxy, body.reason, ctx.clock())
+        already = service.unpublish(proxy, body.reason, now)
+        # the listings it backs leave the marketplace in the same transaction (NIP-09 deletion and a
+        # status=removed replacement each); a proxy retired before has nothing left to withdraw
+        removals = [] if already else await market.withdraw(session, ctx.platform, proxy_id, body.reason, now)
     ctx.proxies.forget(proxy_id)
+    ctx.platform.publish_later(removals)
     return json_response({"proxyId": proxy_id, "retired": True, "alreadyRetired": already})

@@ -102,6 +102,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("pubkey", name=op.f("uq_agents_pubkey")),
     )
     with op.batch_alter_table("agents", schema=None) as batch_op:
+        batch_op.create_index("ix_agents_active_created", ["is_active", "created_at"], unique=False)
+    with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_agents_merchant_id"), ["merchant_id"], unique=False)
 
     op.create_table(
@@ -222,6 +224,8 @@ def downgrade() -> None:
     with op.batch_alter_table("agents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_agents_merchant_id"))
 
+    with op.batch_alter_table("agents", schema=None) as batch_op:
+        batch_op.drop_index("ix_agents_active_created")
     op.drop_table("agents")
     with op.batch_alter_table("agent_capabilities", schema=None) as batch_op:
         batch_op.drop_index("ix_agent_capabilities_status_created")
