@@ -26,6 +26,9 @@ from boltgate.webhook import endpoints as webhook_endpoints
 
 
 def mount(app: FastAPI, settings: Settings) -> None:
+    # the paid proxy first: its calls are the hottest, and routing tries routes in order
+    app.include_router(proxy_discovery.router)  # before the proxy's catch-all route
+    app.include_router(proxy_forward.router)
     app.include_router(payment_endpoints.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(checkout_endpoints.router)
@@ -36,8 +39,6 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(l402_content.router)
     app.include_router(proxy_endpoints.router)
     app.include_router(proxy_stats.router)
-    app.include_router(proxy_discovery.router)  # before the proxy's catch-all route
-    app.include_router(proxy_forward.router)
     app.include_router(agent_market.router)  # /api/agents/capabilities… before /api/agents/{pubkey}
     app.include_router(agent_identity.router)
     app.include_router(merchant_endpoints.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -240,6 +241,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_context(settings) as ctx:
             app.state.ctx = ctx
             workers = start_workers(ctx) if settings.run_workers else []
+            # What start-up built lives as long as the process: moved out of the collector's
+            # generations, full collections stop walking it (they paused the loop 55-95 ms under
+            # load before; bench/RESULTS.md, proxy section).
+            gc.collect()
+            gc.freeze()
             log.info("boltgate_started", url=settings.base_url, database=ctx.db.dialect, mode=settings.mode)
             try:
                 yield

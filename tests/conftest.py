@@ -30,7 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT.parent / "shared" / "vectors"
 PG_ADMIN_DSN = os.environ.get("BOLTGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 DB_KIND = os.environ.get("BOLTGATE_TEST_DATABASE", "sqlite")
-DB_FIXTURES = {"database_url", "db", "gateway", "client", "merchant", "make_gateway", "make_merchant"}
+DB_FIXTURES = {
+    "database_url",
+    "db",
+    "gateway",
+    "client",
+    "merchant",
+    "make_gateway",
+    "temp_gateway",
+    "make_merchant",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,6 +97,7 @@ def make_settings(data_root: Path, database_url: str, **overrides: Any) -> Setti
         "log_json": True,
         "settlement_poll_interval_seconds": 0.05,
         "webhook_timeout_seconds": 3,  # every test gateway's worker gives up on a hanging receiver soon
+        "database_pool_size": 5,  # a few dozen gateways share one PostgreSQL (100 connections)
     }
     values.update(overrides)
     return Settings(**values)
@@ -136,6 +146,27 @@ class Gateway:
 async def make_gateway(
     data_root: Path, database_url: str
 ) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    started: list[Gateway] = []
+
+    async def make(**overrides: Any) -> Gateway:
+        port = free_port()
+        overrides.setdefault("public_url", f"http://127.0.0.1:{port}")
+        gateway = Gateway(make_settings(data_root, database_url, port=port, **overrides))
+        await gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in reversed(started):
+        await gateway.stop()
+
+
+@pytest.fixture
+async def temp_gateway(
+    data_root: Path, database_url: str
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Like ``make_gateway``, for one test: its gateways stop when the test ends (each holds
+    database connections, and PostgreSQL allows only so many)."""
     started: list[Gateway] = []
 
     async def make(**overrides: Any) -> Gateway:

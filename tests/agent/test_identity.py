@@ -218,8 +218,8 @@ async def test_a_used_challenge_is_refused_and_verified_at_is_the_latest(client)
     assert again.status_code == 200 and again.json()["verifiedAt"] > first.json()["verifiedAt"]
 
 
-async def test_an_expired_challenge_is_refused(make_gateway, db):
-    gateway = await make_gateway(agent_challenge_seconds=30)
+async def test_an_expired_challenge_is_refused(temp_gateway, db):
+    gateway = await temp_gateway(agent_challenge_seconds=30)
     start = datetime.now(UTC)
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
         secret = new_secret()
@@ -310,8 +310,8 @@ async def test_unknown_challenges_and_agents(client):
 # --- rate limits -----------------------------------------------------------------------------------
 
 
-async def test_challenges_are_rate_limited_per_pubkey_and_per_address(make_gateway, db):
-    gateway = await make_gateway(agent_challenge_rate_limit="3/minute")
+async def test_challenges_are_rate_limited_per_pubkey_and_per_address(temp_gateway, db):
+    gateway = await temp_gateway(agent_challenge_rate_limit="3/minute")
     secrets_ = [new_secret() for _ in range(5)]
     keys = [nostr.pubkey_of(s) for s in secrets_]
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:

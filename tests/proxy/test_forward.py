@@ -202,7 +202,7 @@ async def test_upstream_answers_pass_through_unchanged(pclient, merchant, make_p
     assert cookie.status_code == 200 and "set-cookie" not in cookie.headers
 
 
-async def test_slow_dead_and_refused_upstreams_are_problems(pclient, merchant, make_proxy, make_gateway):
+async def test_slow_dead_and_refused_upstreams_are_problems(pclient, merchant, make_proxy, temp_gateway):
     _, key = merchant
     proxy = await make_proxy(key, defaultPriceSats=0)
     started = time.monotonic()
@@ -214,7 +214,7 @@ async def test_slow_dead_and_refused_upstreams_are_problems(pclient, merchant, m
     assert refused.status_code == 502 and refused.json()["error"] == "upstream_unavailable"
     assert refused.headers["content-type"] == "application/problem+json"
     # the same proxy through a replica that does not allow loopback: refused when connecting
-    strict = await make_gateway()
+    strict = await temp_gateway()
     async with httpx.AsyncClient(base_url=strict.base_url, timeout=10) as other:
         blocked = await other.get(proxy["proxyUrl"] + "/x")
     assert blocked.status_code == 502 and blocked.json()["error"] == "upstream_not_allowed"
@@ -287,9 +287,9 @@ async def test_oversized_headers_are_refused(pclient, merchant, make_proxy, upst
     assert len(upstream.requests) == before
 
 
-async def test_one_busy_proxy_does_not_hold_the_others(make_gateway, merchant, upstream):
+async def test_one_busy_proxy_does_not_hold_the_others(temp_gateway, merchant, upstream):
     _, key = merchant
-    gateway = await make_gateway(proxy_allow_networks=["127.0.0.1"], proxy_max_concurrent=1)
+    gateway = await temp_gateway(proxy_allow_networks=["127.0.0.1"], proxy_max_concurrent=1)
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
         made = []
         for _ in range(2):
@@ -361,9 +361,9 @@ async def test_large_download_and_upload_stream_with_flat_memory(pclient, mercha
     assert growth_mib < 50, f"RSS grew {growth_mib:.1f} MiB"
 
 
-async def test_body_over_the_proxy_limit_is_refused(make_gateway, merchant, upstream):
+async def test_body_over_the_proxy_limit_is_refused(temp_gateway, merchant, upstream):
     _, key = merchant
-    gateway = await make_gateway(proxy_allow_networks=["127.0.0.1"], proxy_max_body_bytes=100_000)
+    gateway = await temp_gateway(proxy_allow_networks=["127.0.0.1"], proxy_max_body_bytes=100_000)
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
         created = await http.post(
             "/api/proxy",
@@ -377,9 +377,9 @@ async def test_body_over_the_proxy_limit_is_refused(make_gateway, merchant, upst
         assert too_big.status_code == 400 and too_big.json()["error"] == "payload_too_large"
 
 
-async def test_unpaid_calls_are_rate_limited_per_client_paid_ones_are_not(make_gateway, merchant, upstream):
+async def test_unpaid_calls_are_rate_limited_per_client_paid_ones_are_not(temp_gateway, merchant, upstream):
     _, key = merchant
-    gateway = await make_gateway(proxy_allow_networks=["127.0.0.1"], rate_limit="3/minute")
+    gateway = await temp_gateway(proxy_allow_networks=["127.0.0.1"], rate_limit="3/minute")
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
         created = await http.post(
             "/api/proxy",

@@ -10,11 +10,11 @@ import httpx
 from tests.helpers import auth
 
 
-async def test_changes_and_counts_cross_replicas(make_gateway, merchant, upstream):
+async def test_changes_and_counts_cross_replicas(temp_gateway, merchant, upstream):
     _, key = merchant
     options = {"proxy_allow_networks": ["127.0.0.1"], "proxy_config_cache_seconds": 0.3}
-    first = await make_gateway(**options, proxy_usage_flush_seconds=0.1)
-    second = await make_gateway(**options, proxy_usage_flush_seconds=0.1)
+    first = await temp_gateway(**options, proxy_usage_flush_seconds=0.1)
+    second = await temp_gateway(**options, proxy_usage_flush_seconds=0.1)
     async with (
         httpx.AsyncClient(base_url=first.base_url, timeout=10) as a,
         httpx.AsyncClient(base_url=second.base_url, timeout=10) as b,

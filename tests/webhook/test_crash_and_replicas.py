@@ -54,6 +54,8 @@ def server_env(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
         "BOLTGATE_RATE_LIMIT": "1000000/second",
         "BOLTGATE_SETTLEMENT_POLL_INTERVAL_SECONDS": "0.05",
         "BOLTGATE_RECONCILE_INTERVAL_SECONDS": "2",
+        # the suite's other gateways hold connections too: PostgreSQL allows 100 in all
+        "BOLTGATE_DATABASE_POOL_SIZE": "8",
     }
 
 
