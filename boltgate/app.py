@@ -27,7 +27,7 @@ from boltgate.db.engine import Database
 from boltgate.db.migrate import upgrade
 from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
 from boltgate.kit.crypto import SecretBox, derive_key
-from boltgate.kit.netguard import guarded_client, parse_networks, webhook_client
+from boltgate.kit.netguard import guarded_session, parse_networks, webhook_client
 from boltgate.l402.guard import PaymentRequired
 from boltgate.l402.store import Keys, SecretStore
 from boltgate.lightning.base import LightningBackend
@@ -126,14 +126,11 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         ),
         proxies=Directory(db, settings.proxy_config_cache_seconds),
         usage=Usage(db),
-        proxy_http=guarded_client(
+        proxy_http=guarded_session(
             networks,
-            httpx.Timeout(
-                settings.proxy_timeout_seconds,
-                connect=settings.proxy_connect_timeout_seconds,
-                pool=settings.proxy_connect_timeout_seconds,
-            ),
-            settings.proxy_max_connections,
+            connect=settings.proxy_connect_timeout_seconds,
+            read=settings.proxy_timeout_seconds,
+            connections=settings.proxy_max_connections,
         ),
         proxy_networks=networks,
         platform=Platform(
@@ -153,7 +150,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         usage.cancel()
         await asyncio.gather(feed, usage, return_exceptions=True)
         await ctx.platform.close()
-        await ctx.proxy_http.aclose()
+        await ctx.proxy_http.close()
         await ctx.webhook_http.aclose()
         await rates.aclose()
         await backend.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 from fastapi import Request
 
@@ -39,7 +40,7 @@ class Context:
     l402: Keys  # challenge-id key and root-key store of L402 / the Payment scheme
     proxies: Directory  # the paid proxy's settings, cached
     usage: Usage  # the paid proxy's request counters
-    proxy_http: httpx.AsyncClient  # to upstreams (address-guarded)
+    proxy_http: aiohttp.ClientSession  # to upstreams (address-guarded)
     proxy_networks: tuple[Network, ...]  # private networks upstreams may be in (operator's allow-list)
     platform: Platform  # the Nostr key the marketplace signs with, and its relays
     proxy_in_flight: dict[str, int] = field(default_factory=dict)  # requests being relayed, per proxy

@@ -8,6 +8,7 @@ merchants (tenant isolation is a product guarantee, so relying on it here is fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -82,7 +83,7 @@ async def database_url(data_root: Path) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
+    database = Database(database_url, pool_size=5)
     yield database
     await database.dispose()
 
@@ -142,10 +143,10 @@ class Gateway:
         return self.app.state.ctx
 
 
-@pytest.fixture(scope="session")
-async def make_gateway(
-    data_root: Path, database_url: str
-) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+@contextlib.asynccontextmanager
+async def _gateways(data_root: Path, database_url: str) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """A factory of gateways that all stop when the block ends (each holds database connections,
+    and PostgreSQL allows only 100 in all: gateways live as long as the scope that needs them)."""
     started: list[Gateway] = []
 
     async def make(**overrides: Any) -> Gateway:
@@ -156,35 +157,43 @@ async def make_gateway(
         started.append(gateway)
         return gateway
 
-    yield make
-    for gateway in reversed(started):
-        await gateway.stop()
+    try:
+        yield make
+    finally:
+        for gateway in reversed(started):
+            await gateway.stop()
+
+
+@pytest.fixture(scope="module")
+async def make_gateway(
+    data_root: Path, database_url: str
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Gateways with their own settings, stopped when the test module ends."""
+    async with _gateways(data_root, database_url) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+async def module_gateway(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+) -> Callable[..., Awaitable[Gateway]]:
+    return make_gateway
 
 
 @pytest.fixture
 async def temp_gateway(
     data_root: Path, database_url: str
 ) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
-    """Like ``make_gateway``, for one test: its gateways stop when the test ends (each holds
-    database connections, and PostgreSQL allows only so many)."""
-    started: list[Gateway] = []
-
-    async def make(**overrides: Any) -> Gateway:
-        port = free_port()
-        overrides.setdefault("public_url", f"http://127.0.0.1:{port}")
-        gateway = Gateway(make_settings(data_root, database_url, port=port, **overrides))
-        await gateway.start()
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in reversed(started):
-        await gateway.stop()
+    """Gateways for one test, stopped when it ends."""
+    async with _gateways(data_root, database_url) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
-async def gateway(make_gateway: Callable[..., Awaitable[Gateway]]) -> Gateway:
-    return await make_gateway()
+async def gateway(data_root: Path, database_url: str) -> AsyncIterator[Gateway]:
+    """The shared gateway of the whole run (default settings)."""
+    async with _gateways(data_root, database_url) as make:
+        yield await make()
 
 
 @pytest.fixture

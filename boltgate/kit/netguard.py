@@ -1,4 +1,5 @@
-"""Outgoing HTTP that cannot be pointed at the gateway's own network (SSRF guard).
+"""Outgoing HTTP that cannot be pointed at the gateway's own network (SSRF guard): an httpx client
+for webhooks and an aiohttp session for the paid proxy's upstreams, under one rule.
 
 Used for webhook receivers and for the paid proxy's upstreams: URLs come from merchants, so the
 addresses they reach are checked **when connecting**, not when the URL is saved. A hostname is
@@ -7,6 +8,10 @@ the operator allow-lists, and the connection is made to the address that was che
 that resolves to a public address when it is saved and to ``169.254.169.254`` or ``127.0.0.1``
 later (DNS rebinding) is refused. TLS still verifies the URL's hostname. Redirects are never
 followed; proxies from the environment are not used (they would connect on our behalf, unchecked).
+
+Why two clients: the proxy relays every paid call, and httpx costs it ~700 µs of CPU per request
+here against ~155 µs for aiohttp (same upstream, sequential, measured with ``time.process_time``);
+httpcore's pool also checks every pooled connection at each request's start and end.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import socket
 import typing
 from collections.abc import Iterable
 
+import aiohttp
+import aiohttp.abc
 import httpcore
 import httpx
 from httpcore._backends.auto import AutoBackend
@@ -124,4 +131,77 @@ def guarded_client(
 def webhook_client(allow_private: bool, timeout: float, connections: int) -> httpx.AsyncClient:
     return guarded_client(
         ANYWHERE if allow_private else (), httpx.Timeout(timeout, connect=min(timeout, 10.0)), connections
+    )
+
+
+class AddressRefused(OSError):
+    """Raised by :class:`GuardedResolver`: a name resolves to an address that may not be reached."""
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver with the same rule as :class:`GuardedBackend`: every address a name
+    resolves to must be allowed, and the connection goes to an address that was checked. aiohttp
+    does not resolve IP literals: :func:`check_literal` covers those."""
+
+    def __init__(self, networks: tuple[Network, ...]) -> None:
+        self._networks = networks
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, family=family
+        )
+        results: list[aiohttp.abc.ResolveResult] = []
+        for info_family, _, proto, _, address in infos:
+            ip = str(address[0])
+            if not allowed(ip, self._networks):
+                raise AddressRefused(f"{host} resolves to a non-public address")
+            results.append(
+                {
+                    "hostname": host,
+                    "host": ip,
+                    "port": int(address[1]),
+                    "family": info_family,
+                    "proto": proto,
+                    "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                }
+            )
+        if not results:
+            raise OSError(f"{host} has no address")
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+def check_literal(host: str, networks: tuple[Network, ...]) -> None:
+    """Refuse an IP-literal host outside the rule (names are checked by the resolver)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return
+    if not allowed(host.strip("[]"), networks):
+        raise AddressRefused(f"{host} is not a public address")
+
+
+def guarded_session(
+    networks: tuple[Network, ...], *, connect: float, read: float, connections: int
+) -> aiohttp.ClientSession:
+    """A pooled aiohttp session under the address rule: no redirects followed (per request), no
+    proxies from the environment, bodies as they are (no decompression), no cookies kept."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(networks),
+        limit=connections,
+        limit_per_host=0,
+        use_dns_cache=False,  # resolve (and check) for every new connection: no rebinding window
+        enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read),
+        auto_decompress=False,
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
     )

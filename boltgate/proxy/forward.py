@@ -24,7 +24,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -137,7 +137,7 @@ async def _relay(ctx: Context, request: Request, entry: Entry, key: str | None, 
         )
     in_flight[entry.proxy_id] = in_flight.get(entry.proxy_id, 0) + 1
     try:
-        upstream = await relay.send(ctx.proxy_http, request, url)
+        upstream = await relay.send(ctx.proxy_http, ctx.proxy_networks, request, url)
     except (BadGateway, GatewayTimeout):
         ctx.usage.add(entry.proxy_id, key, ctx.clock(), UPSTREAM_ERRORS)
         _release(ctx, entry.proxy_id)
@@ -160,7 +160,7 @@ class _Releasing(relay.Streamed):
     """Counts the request as in flight until its body has been relayed (or abandoned)."""
 
     def __init__(
-        self, upstream: httpx.Response, extra: list[tuple[bytes, bytes]], ctx: Context, proxy_id: str
+        self, upstream: aiohttp.ClientResponse, extra: list[tuple[bytes, bytes]], ctx: Context, proxy_id: str
     ) -> None:
         super().__init__(upstream, extra)
         self._ctx = ctx

@@ -1,5 +1,6 @@
 """The upstream leg of the paid proxy: which headers cross, the request body streamed out, the
-answer streamed back, and the upstream's failures translated into our problems (502/503/504).
+answer streamed back, and the upstream's failures translated into our problems (502/504). The
+client is aiohttp (see :mod:`boltgate.kit.netguard` for why not httpx here).
 
 Hop-by-hop headers (and those named in ``Connection``), the client's credentials for this gateway
 (``Authorization``, ``X-API-Key``) and cookies in either direction (they would belong to this
@@ -12,18 +13,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import anyio
-import httpx
 import structlog
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
-from boltgate.errors import BadGateway, GatewayTimeout, MalformedRequest, ServiceUnavailable
-from boltgate.kit.netguard import AddressNotAllowed
+from boltgate.errors import BadGateway, GatewayTimeout, MalformedRequest
+from boltgate.kit.netguard import AddressRefused, Network, check_literal
 
 log = structlog.get_logger(__name__)
 SMALL_BODY = 65536  # an upstream body this small (by Content-Length) is sent in one message
+STREAM_CHUNK = 65536
 
 _HOP_BY_HOP = frozenset(
     {
@@ -93,11 +96,22 @@ def _has_body(scope: Scope) -> bool:
     return False
 
 
+class _BodyFailed(Exception):
+    """Reading the client's body failed (too large, or the client left): the original is re-raised."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except Exception as exc:  # the request middleware's body limit, for one
+            raise _BodyFailed(exc) from exc
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise _BodyFailed(_ClientGone())
         chunk = message.get("body", b"")
         if chunk:
             yield chunk
@@ -108,11 +122,12 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
 class Streamed(Response):
     """The upstream's answer, relayed as it arrives (and its connection released at the end)."""
 
-    def __init__(self, upstream: httpx.Response, extra: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, upstream: aiohttp.ClientResponse, extra: list[tuple[bytes, bytes]]) -> None:
         self.upstream = upstream
-        self.status_code = upstream.status_code
-        drop = _NOT_RETURNED | _named_in_connection(upstream.headers.raw)
-        self.raw_headers = [(n.lower(), v) for n, v in upstream.headers.raw if n.lower() not in drop] + extra
+        self.status_code = upstream.status
+        raw = list(upstream.raw_headers)
+        drop = _NOT_RETURNED | _named_in_connection(raw)
+        self.raw_headers = [(n.lower(), v) for n, v in raw if n.lower() not in drop] + extra
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,13 +137,13 @@ class Streamed(Response):
             )
             length = self.upstream.headers.get("content-length", "")
             if scope["method"] == "HEAD" or (length.isdigit() and int(length) <= SMALL_BODY):
-                body = b"" if scope["method"] == "HEAD" else await self.upstream.aread()
+                body = b"" if scope["method"] == "HEAD" else await self.upstream.read()
                 await send({"type": "http.response.body", "body": body})
                 return
             async with anyio.create_task_group() as group:
 
                 async def relay() -> None:
-                    async for chunk in self.upstream.aiter_raw():
+                    async for chunk in self.upstream.content.iter_chunked(STREAM_CHUNK):
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b""})
                     group.cancel_scope.cancel()
@@ -140,39 +155,63 @@ class Streamed(Response):
 
                 group.start_soon(relay)
                 group.start_soon(watch)
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             # the head is sent: all that is left is to cut the connection, so the client sees a
             # truncated body rather than a complete-looking one
             log.warning("proxy_upstream_broke", error=type(exc).__name__)
+            self.upstream.close()
             raise
         finally:
-            await self.upstream.aclose()
+            self.upstream.release()
 
 
-async def send(client: httpx.AsyncClient, request: Request, url: str) -> httpx.Response:
+def _request_failed(exc: BaseException) -> BaseException | None:
+    """The client-side failure behind an upstream error, if there is one."""
+    seen = exc
+    for _ in range(5):
+        if isinstance(seen, _BodyFailed):
+            return seen.original
+        if seen.__cause__ is None and seen.__context__ is None:
+            return None
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return None
+
+
+async def send(
+    session: aiohttp.ClientSession, networks: tuple[Network, ...], request: Request, url: str
+) -> aiohttp.ClientResponse:
     scope = request.scope
-    content = _body(request.receive) if _has_body(scope) else None
-    upstream = httpx.Request(scope["method"], url, headers=upstream_headers(scope), content=content)
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in upstream_headers(scope)]
+    data = _body(request.receive) if _has_body(scope) else None
+    target = URL(url, encoded=True)  # exactly as the client encoded its path
     try:
-        return await client.send(upstream, stream=True)
-    except _ClientGone as exc:  # nobody is left to read the answer
-        raise MalformedRequest(
-            "the client disconnected while sending its body", code="client_disconnected"
-        ) from exc
-    except httpx.PoolTimeout as exc:
-        raise ServiceUnavailable(
-            "the proxy has too many requests in flight; retry shortly",
-            code="proxy_busy",
-            headers={"Retry-After": "1"},
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise GatewayTimeout("the upstream did not answer in time") from exc
-    except httpx.ConnectError as exc:
-        if isinstance(exc.__cause__, AddressNotAllowed):
-            raise BadGateway(
-                "the upstream's address is not public and the operator has not allowed it",
-                code="upstream_not_allowed",
+        check_literal(target.raw_host or "", networks)
+        return await session.request(
+            scope["method"], target, headers=headers, data=data, allow_redirects=False, compress=None
+        )
+    except Exception as exc:
+        original = _request_failed(exc)
+        if isinstance(original, _ClientGone):  # nobody is left to read the answer
+            raise MalformedRequest(
+                "the client disconnected while sending its body", code="client_disconnected"
             ) from exc
-        raise BadGateway("the upstream could not be reached") from exc
-    except httpx.HTTPError as exc:
-        raise BadGateway(f"the upstream's answer was broken ({type(exc).__name__})") from exc
+        if original is not None:
+            raise original from exc
+        raise _problem(exc) from exc
+
+
+def _problem(exc: Exception) -> Exception:
+    if isinstance(exc, AddressRefused) or (
+        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused)
+    ):
+        return BadGateway(
+            "the upstream's address is not public and the operator has not allowed it",
+            code="upstream_not_allowed",
+        )
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
+        return GatewayTimeout("the upstream did not answer in time")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return BadGateway("the upstream could not be reached")
+    if isinstance(exc, aiohttp.ClientError):
+        return BadGateway(f"the upstream's answer was broken ({type(exc).__name__})")
+    return exc

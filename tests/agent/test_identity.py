@@ -104,10 +104,12 @@ async def agent_row(db: Any, pubkey: str) -> Agent | None:
 
 
 @pytest.fixture(scope="module")
-async def agents_gateway(make_gateway: Any) -> Any:
+async def agents_gateway(module_gateway: Any) -> Any:
     """A gateway of this module: the challenge limit out of the way (all calls come from loopback;
     the limit has its own test) and the loopback upstream allowed behind the paid proxy."""
-    return await make_gateway(agent_challenge_rate_limit="100000/minute", proxy_allow_networks=["127.0.0.1"])
+    return await module_gateway(
+        agent_challenge_rate_limit="100000/minute", proxy_allow_networks=["127.0.0.1"]
+    )
 
 
 @pytest.fixture

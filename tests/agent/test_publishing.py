@@ -31,8 +31,8 @@ FIXTURES = (relay_url, upstream)  # a real relay process and a real upstream, bo
 
 
 @pytest.fixture(scope="module")
-async def relay_gateway(make_gateway: Callable[..., Awaitable[Gateway]], relay_url: str) -> Gateway:
-    return await make_gateway(nostr_relays=[relay_url], proxy_allow_networks=["127.0.0.1"])
+async def relay_gateway(module_gateway: Callable[..., Awaitable[Gateway]], relay_url: str) -> Gateway:
+    return await module_gateway(nostr_relays=[relay_url], proxy_allow_networks=["127.0.0.1"])
 
 
 @pytest.fixture

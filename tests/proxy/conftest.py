@@ -21,10 +21,10 @@ async def upstream() -> AsyncIterator[Upstream]:
     await server.stop()
 
 
-@pytest.fixture(scope="session")
-async def proxy_gateway(make_gateway: Callable[..., Awaitable[Gateway]]) -> Gateway:
+@pytest.fixture(scope="module")
+async def proxy_gateway(module_gateway: Callable[..., Awaitable[Gateway]]) -> Gateway:
     # loopback allowed explicitly (the default refuses it); a short timeout for the slow-upstream test
-    return await make_gateway(proxy_allow_networks=["127.0.0.1"], proxy_timeout_seconds=1.5)
+    return await module_gateway(proxy_allow_networks=["127.0.0.1"], proxy_timeout_seconds=1.5)
 
 
 @pytest.fixture

@@ -376,6 +376,13 @@ async def test_body_over_the_proxy_limit_is_refused(temp_gateway, merchant, upst
         too_big = await http.post(url, content=b"a" * 100_001)
         assert too_big.status_code == 400 and too_big.json()["error"] == "payload_too_large"
 
+        async def chunks() -> Any:  # no Content-Length: the limit is found while streaming
+            for _ in range(30):
+                yield b"b" * 10_000
+
+        streamed = await http.post(url, content=chunks())
+        assert streamed.status_code == 400 and streamed.json()["error"] == "payload_too_large"
+
 
 async def test_unpaid_calls_are_rate_limited_per_client_paid_ones_are_not(temp_gateway, merchant, upstream):
     _, key = merchant

@@ -55,7 +55,7 @@ def server_env(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
         "BOLTGATE_SETTLEMENT_POLL_INTERVAL_SECONDS": "0.05",
         "BOLTGATE_RECONCILE_INTERVAL_SECONDS": "2",
         # the suite's other gateways hold connections too: PostgreSQL allows 100 in all
-        "BOLTGATE_DATABASE_POOL_SIZE": "8",
+        "BOLTGATE_DATABASE_POOL_SIZE": "5",
     }
 
 
