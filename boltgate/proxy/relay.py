@@ -214,4 +214,6 @@ def _problem(exc: Exception) -> Exception:
         return BadGateway("the upstream could not be reached")
     if isinstance(exc, aiohttp.ClientError):
         return BadGateway(f"the upstream's answer was broken ({type(exc).__name__})")
+    if isinstance(exc, ValueError):  # a URL the client library refuses to send
+        return BadGateway("the proxy's target URL is not usable", code="invalid_target")
     return exc
