@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from boltgate import __version__
+from boltgate.agent import identity
 from boltgate.agent.events import Platform, platform_secret
 from boltgate.api import mount
 from boltgate.config import Settings
@@ -66,6 +67,10 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
     async def sweep() -> None:
         await tasks.expire_due(ctx.db, ctx.backend, ctx.clock)
 
+    async def forget_challenges() -> None:
+        async with ctx.db.writing() as session:
+            await identity.forget_stale_challenges(session, ctx.clock())
+
     worker = DeliveryWorker(
         ctx.db,
         ctx.webhook_http,
@@ -83,6 +88,7 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
             tasks.every(s.reconcile_interval_seconds, "reconcile", reconcile), name="reconciler"
         ),
         asyncio.create_task(tasks.every(s.expiry_sweep_interval_seconds, "expire", sweep), name="sweeper"),
+        asyncio.create_task(tasks.every(3600, "agent-challenges", forget_challenges), name="challenges"),
     ]
 
 

@@ -162,6 +162,15 @@ async def register(
     return agent, False
 
 
+async def forget_stale_challenges(session: AsyncSession, now: datetime) -> int:
+    """Delete challenges that expired more than a day ago (kept that long so a replay is told
+    "expired"); run periodically, since keys that never ask again would otherwise keep theirs."""
+    result = await session.execute(
+        delete(AgentChallenge).where(AgentChallenge.expires_at < now - _KEEP_EXPIRED)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def issue_challenge(session: AsyncSession, pubkey: str, now: datetime, seconds: int) -> AgentChallenge:
     """A fresh challenge for a registered agent (404 first: nothing is stored for unknown keys)."""
     await get_agent(session, pubkey)

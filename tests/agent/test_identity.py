@@ -641,3 +641,26 @@ async def test_stats_come_from_real_proxy_usage_and_payments(client, make_mercha
         0,
         0,
     )
+
+
+async def test_challenges_a_day_past_their_expiry_are_forgotten(db):
+    from boltgate.agent import identity
+
+    now = datetime.now(UTC)
+    pubkey = nostr.pubkey_of(new_secret())
+    rows = {
+        "old": now - timedelta(days=1, seconds=1),  # expired over a day ago: deleted
+        "recent": now - timedelta(hours=23),  # expired, still answered "expired": kept
+        "live": now + timedelta(minutes=5),
+    }
+    ids = {name: secrets.token_hex(32) for name in rows}
+    async with db.writing() as session:
+        for name, expires in rows.items():
+            session.add(
+                AgentChallenge(challenge=ids[name], pubkey=pubkey, created_at=now, expires_at=expires)
+            )
+    async with db.writing() as session:
+        assert await identity.forget_stale_challenges(session, now) >= 1
+    async with db.reading() as session:
+        left = {name for name, value in ids.items() if await session.get(AgentChallenge, value) is not None}
+    assert left == {"recent", "live"}
