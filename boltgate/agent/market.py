@@ -30,6 +30,7 @@ from boltgate.context import Context
 from boltgate.errors import ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.ids import new_id
+from boltgate.kit.search import contains, folded_keys, folded_text, has_key, join_lines, split_lines
 from boltgate.proxy import service as proxy_service
 from boltgate.proxy.manifest import proxy_base_url
 from boltgate.proxy.models import Proxy
@@ -38,16 +39,6 @@ from boltgate.proxy.schemas import ProxyCreate
 KIND_CAPABILITY = 38400
 KIND_DELETION = 5
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
-
-
-def folded_keys(values: list[str]) -> str:
-    """``"\\n<a>\\n<b>\\n"``: a whole value matches ``LIKE '%\\n<value>\\n%'``, folded by Python so both
-    databases agree beyond ASCII (SQLite's ``lower()`` folds ASCII only)."""
-    return "\n" + "".join(value.casefold() + "\n" for value in values)
-
-
-def _lines(text: str) -> list[str]:
-    return [line for line in text.split("\n") if line]
 
 
 async def agent_of(session: AsyncSession, merchant_id: str) -> str | None:
@@ -98,7 +89,7 @@ async def _create_proxy(
         message = detail.removeprefix("targetUrl: ")
         code = exc.code if isinstance(exc, ValidationFailed) else "invalid_target_url"
         raise ValidationFailed(detail, errors={"targetUrl": [message]}, code=code) from exc
-    proxy.categories = "\n".join(body.categories)
+    proxy.categories = join_lines(body.categories)
     proxy_service.index_search(proxy)
     return proxy
 
@@ -142,12 +133,12 @@ async def publish(
         service_id=d_tag,
         proxy_id=proxy_id,
         content=body.content,
-        categories="\n".join(body.categories),
-        hashtags="\n".join(hashtags),
+        categories=join_lines(body.categories),
+        hashtags=join_lines(hashtags),
         price_sats=body.priceSats,
         l402_endpoint=endpoint,
         status="active",
-        search_text="\n".join([body.serviceId, body.content, *body.categories, *hashtags]).casefold(),
+        search_text=folded_text([body.serviceId, body.content, *body.categories, *hashtags]),
         category_keys=folded_keys(body.categories),
         hashtag_keys=folded_keys(hashtags),
         created_at=now,
@@ -170,23 +161,16 @@ async def is_live(session: AsyncSession, capability: Capability) -> bool:
     return proxy is not None and proxy.retired_at is None
 
 
-def _like(text: str) -> str:
-    escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _conditions(category: str | None, q: str | None, hashtags: list[str]) -> list[Any]:
     """Active listings whose proxy (if any) still exists unretired, matching every given filter."""
     live_proxy = exists().where(Proxy.id == Capability.proxy_id, Proxy.retired_at.is_(None))
     conditions: list[Any] = [Capability.status == "active", or_(Capability.proxy_id.is_(None), live_proxy)]
     for word in (q or "").split():
-        conditions.append(Capability.search_text.like(_like(word), escape="\\"))
+        conditions.append(contains(Capability.search_text, word))
     if category and category.strip():
-        conditions.append(Capability.category_keys.like(_like(f"\n{category.strip()}\n"), escape="\\"))
+        conditions.append(has_key(Capability.category_keys, category))
     if hashtags:
-        conditions.append(
-            or_(*(Capability.hashtag_keys.like(_like(f"\n{tag}\n"), escape="\\") for tag in hashtags))
-        )
+        conditions.append(or_(*(has_key(Capability.hashtag_keys, tag) for tag in hashtags)))
     return conditions
 
 
@@ -214,8 +198,8 @@ def capability_out(capability: Capability, signer: str) -> dict[str, Any]:
         "pubkey": signer,
         "agentPubkey": capability.agent_pubkey,
         "content": capability.content,
-        "categories": _lines(capability.categories),
-        "hashtags": _lines(capability.hashtags),
+        "categories": split_lines(capability.categories),
+        "hashtags": split_lines(capability.hashtags),
         "priceSats": capability.price_sats,
         "l402Endpoint": capability.l402_endpoint,
         "proxyId": capability.proxy_id,
@@ -256,10 +240,10 @@ async def withdraw(
         )
         tags = capability_tags(
             capability.service_id,
-            _lines(capability.categories),
+            split_lines(capability.categories),
             capability.price_sats,
             capability.l402_endpoint or "",
-            _lines(capability.hashtags),
+            split_lines(capability.hashtags),
             "removed",
         )
         replacement = platform.sign(KIND_CAPABILITY, tags, capability.content, _at(deleted_at + 1))

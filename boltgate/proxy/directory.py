@@ -14,10 +14,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from boltgate.db.engine import Database
+from boltgate.kit.search import split_lines
 from boltgate.proxy import pricing
 from boltgate.proxy.manifest import EndpointView, ProxyView
 from boltgate.proxy.models import Proxy, ProxyEndpoint
-from boltgate.proxy.service import endpoints_of, split_lines
+from boltgate.proxy.service import endpoints_of
 
 MAX_ENTRIES = 10_000
 

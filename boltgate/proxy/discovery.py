@@ -18,11 +18,11 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from boltgate.errors import MalformedRequest, NotFound, PayloadTooLarge
+from boltgate.kit.search import contains, has_key, split_lines
 from boltgate.proxy import manifest
 from boltgate.proxy.directory import Entry
 from boltgate.proxy.forward import find
 from boltgate.proxy.models import Proxy, ProxyEndpoint
-from boltgate.proxy.service import split_lines
 from boltgate.web import Ctx, ip_rate_limit, json_response, problems
 
 router = APIRouter(tags=["l402 discovery"], dependencies=[Depends(ip_rate_limit)])
@@ -55,11 +55,6 @@ async def get_openapi(ctx: Ctx, proxy_id: str) -> Response:
     return json_response(manifest.build_openapi(entry.view, ctx.settings.base_url), headers=CACHE)
 
 
-def _like(text: str) -> str:
-    escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _listed(q: str | None, category: str | None) -> Any:
     conditions: list[Any] = [
         Proxy.manifest_listed.is_(True),
@@ -67,10 +62,9 @@ def _listed(q: str | None, category: str | None) -> Any:
         Proxy.retired_at.is_(None),
     ]
     for word in (q or "").split():
-        conditions.append(Proxy.search_text.like(_like(word), escape="\\"))
+        conditions.append(contains(Proxy.search_text, word))
     if category:
-        # the folded categories are stored as "\n<a>\n<b>\n": match a whole one
-        conditions.append(Proxy.category_keys.like(_like("\n" + category.strip() + "\n"), escape="\\"))
+        conditions.append(has_key(Proxy.category_keys, category))
     return conditions
 
 

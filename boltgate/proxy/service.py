@@ -23,6 +23,7 @@ from boltgate.errors import Conflict, NotFound, ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.ids import new_id
 from boltgate.kit.netguard import Network, allowed
+from boltgate.kit.search import folded_keys, folded_text, join_lines, split_lines
 from boltgate.proxy import paths, pricing, schemas
 from boltgate.proxy.models import Proxy, ProxyEndpoint, ProxyUsage
 
@@ -83,20 +84,13 @@ def check_target(url: str, networks: tuple[Network, ...]) -> str:
     return url.rstrip("/")
 
 
-def _lines(values: list[str] | None) -> str:
-    return "\n".join(values or [])
-
-
-def split_lines(text: str) -> list[str]:
-    return [line for line in text.split("\n") if line]
-
-
 def index_search(proxy: Proxy) -> None:
     """Refresh the registry's case-folded search columns from the proxy's fields."""
     categories = split_lines(proxy.categories)
-    fields = [proxy.name, proxy.description or "", proxy.service_description or "", *categories]
-    proxy.search_text = "\n".join(fields).casefold()
-    proxy.category_keys = "\n" + "".join(c.casefold() + "\n" for c in categories)
+    proxy.search_text = folded_text(
+        [proxy.name, proxy.description or "", proxy.service_description or "", *categories]
+    )
+    proxy.category_keys = folded_keys(categories)
 
 
 async def create(
@@ -190,7 +184,7 @@ async def add_endpoint(
         theirs = (body.path, body.httpMethod, body.basePriceSats, body.summary)
         same = mine == theirs and (existing.description, existing.tags) == (
             body.description,
-            _lines(body.tags),
+            join_lines(body.tags),
         )
         if same:
             return existing, False
@@ -209,7 +203,7 @@ async def add_endpoint(
         price_sats=body.basePriceSats,
         summary=body.summary,
         description=body.description,
-        tags=_lines(body.tags),
+        tags=join_lines(body.tags),
         created_at=now,
         updated_at=now,
     )
@@ -260,7 +254,7 @@ async def update_endpoint(
         if field in body.model_fields_set:
             setattr(endpoint, column, getattr(body, field))
     if "tags" in body.model_fields_set:
-        endpoint.tags = _lines(body.tags)
+        endpoint.tags = join_lines(body.tags)
     endpoint.updated_at = now
     _refuse_clash((await endpoints_of(session, [proxy.id])).get(proxy.id, []), endpoint)
     proxy.updated_at = now
@@ -282,7 +276,7 @@ def update_settings(proxy: Proxy, body: schemas.ManifestSettings, now: datetime)
     if "serviceDescription" in given:
         proxy.service_description = body.serviceDescription
     if "categories" in given:
-        proxy.categories = _lines(body.categories)
+        proxy.categories = join_lines(body.categories)
     if "documentationUrl" in given:
         proxy.documentation_url = body.documentationUrl
     index_search(proxy)
