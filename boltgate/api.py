@@ -22,6 +22,8 @@ from boltgate.proxy import endpoints as proxy_endpoints
 from boltgate.proxy import forward as proxy_forward
 from boltgate.proxy import stats as proxy_stats
 from boltgate.rates import endpoints as rate_endpoints
+from boltgate.shopify import endpoints as shopify_endpoints
+from boltgate.shopify import store_endpoints as shopify_store_endpoints
 from boltgate.webhook import endpoints as webhook_endpoints
 
 
@@ -41,6 +43,8 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(proxy_stats.router)
     app.include_router(agent_market.router)  # /api/agents/capabilities… before /api/agents/{pubkey}
     app.include_router(agent_identity.router)
+    app.include_router(shopify_store_endpoints.router)  # /api/shopify/stores… before /api/shopify/{slug}…
+    app.include_router(shopify_endpoints.router)
     app.include_router(merchant_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)

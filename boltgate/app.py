@@ -41,6 +41,9 @@ from boltgate.payment import tasks
 from boltgate.proxy.directory import Directory
 from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService, build_providers
+from boltgate.shopify import webhooks as shopify_webhooks
+from boltgate.shopify.client import ShopifyAdmin
+from boltgate.shopify.stores import Channel
 from boltgate.web import iter_routes
 from boltgate.webhook.delivery import DeliveryWorker
 from boltgate.webhook.feed import EventFeed
@@ -71,6 +74,9 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
         async with ctx.db.writing() as session:
             await identity.forget_stale_challenges(session, ctx.clock())
 
+    async def forget_receipts() -> None:
+        await shopify_webhooks.forget_receipts(ctx)
+
     worker = DeliveryWorker(
         ctx.db,
         ctx.webhook_http,
@@ -89,6 +95,7 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
         ),
         asyncio.create_task(tasks.every(s.expiry_sweep_interval_seconds, "expire", sweep), name="sweeper"),
         asyncio.create_task(tasks.every(3600, "agent-challenges", forget_challenges), name="challenges"),
+        asyncio.create_task(tasks.every(3600, "shopify-receipts", forget_receipts), name="shopify-receipts"),
     ]
 
 
@@ -146,6 +153,14 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             ),
             relays=tuple(settings.nostr_relays),
         ),
+        shopify=Channel.build(
+            ShopifyAdmin(
+                httpx.AsyncClient(timeout=settings.shopify_timeout_seconds, follow_redirects=False),
+                settings.shopify_api_base,
+                settings.shopify_api_version,
+            ),
+            secret,
+        ),
     )
     feed = asyncio.create_task(ctx.feed.run(), name="event-feed")
     usage = asyncio.create_task(ctx.usage.run(settings.proxy_usage_flush_seconds), name="proxy-usage")
@@ -156,6 +171,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         usage.cancel()
         await asyncio.gather(feed, usage, return_exceptions=True)
         await ctx.platform.close()
+        await ctx.shopify.admin.aclose()
         await ctx.proxy_http.close()
         await ctx.webhook_http.aclose()
         await rates.aclose()
@@ -273,6 +289,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         access_log=settings.access_log,
-        body_limits=(("/l402/proxy/", settings.proxy_max_body_bytes),),
+        body_limits=(("/l402/proxy/", settings.proxy_max_body_bytes), ("/api/shopify/", 1 << 20)),
     )
     return app

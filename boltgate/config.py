@@ -206,6 +206,26 @@ class Settings(BaseSettings):
     agent_challenge_rate_limit: str = Field(
         "10/minute", description="identity challenges one public key, and one client address, may ask for"
     )
+    shopify_api_version: str = Field(
+        "2026-01",
+        pattern=r"^\d{4}-(01|04|07|10)$",
+        description="Shopify Admin GraphQL API version every store is called with (quarterly, YYYY-MM)",
+    )
+    shopify_api_base: str = Field(
+        "https://{shop}",
+        description="where a store's Admin API is: {shop} is its myshopify.com domain "
+        "(change only to test against a local Shopify stand-in)",
+    )
+    shopify_timeout_seconds: float = Field(
+        15, gt=0, le=120, description="a Shopify Admin API call must answer within this time"
+    )
+    shopify_catalog_ttl_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="how long a store's catalog is served from the cache (products/* webhooks refresh "
+        "it sooner)",
+    )
     checkout_frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed to embed the checkout page in a frame, comma-separated "

@@ -22,6 +22,7 @@ from boltgate.ops.ratelimit import RateLimiter
 from boltgate.proxy.directory import Directory
 from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService
+from boltgate.shopify.stores import Channel
 from boltgate.webhook.feed import EventFeed
 
 
@@ -43,6 +44,7 @@ class Context:
     proxy_http: aiohttp.ClientSession  # to upstreams (address-guarded)
     proxy_networks: tuple[Network, ...]  # private networks upstreams may be in (operator's allow-list)
     platform: Platform  # the Nostr key the marketplace signs with, and its relays
+    shopify: Channel  # the Shopify Admin client, and the keys of the Shopify channel
     proxy_in_flight: dict[str, int] = field(default_factory=dict)  # requests being relayed, per proxy
     keys: KeyCache = field(default_factory=KeyCache)
     clock: Clock = utcnow

@@ -15,6 +15,7 @@ from boltgate.l402.models import Challenge, ContentItem, RootKey
 from boltgate.merchant.models import ApiKey, Merchant
 from boltgate.payment.models import IdempotencyKey, Payment
 from boltgate.proxy.models import Proxy, ProxyEndpoint, ProxyUsage
+from boltgate.shopify.models import ShopifyCatalog, ShopifyOrder, ShopifyStore, ShopifyWebhookReceipt
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.worker.models import Cursor
 
@@ -42,5 +43,9 @@ __all__ = [
     "ProxyUsage",
     "RootKey",
     "ServiceRequest",
+    "ShopifyCatalog",
+    "ShopifyOrder",
+    "ShopifyStore",
+    "ShopifyWebhookReceipt",
     "WebhookEndpoint",
 ]

@@ -19,3 +19,11 @@ def rfc3339(value: datetime | None) -> str | None:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.replace(tzinfo=None).isoformat() + "Z"  # isoformat omits a zero fraction
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 / ISO 8601 time with an offset (``Z`` too), as UTC; ValueError otherwise."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("a time without an offset")
+    return value.astimezone(UTC)

@@ -146,23 +146,49 @@ async def mint(
         description_hash=None,
         expiry_seconds=ctx.settings.l402_invoice_expiry_seconds,
     )
+    expires_at = min(invoice.expires_at, now + timedelta(seconds=ctx.settings.l402_invoice_expiry_seconds))
+    return await mint_for_invoice(
+        ctx,
+        keys,
+        offer,
+        payment_hash=invoice.payment_hash,
+        payment_request=invoice.payment_request,
+        expires_at=expires_at,
+        payer=payer,
+        idempotency_key=idempotency_key,
+    )
+
+
+async def mint_for_invoice(
+    ctx: Context,
+    keys: Keys,
+    offer: Offer,
+    *,
+    payment_hash: str,
+    payment_request: str,
+    expires_at: datetime,
+    payer: str | None = None,
+    idempotency_key: str | None = None,
+) -> Issued:
+    """A challenge for an invoice that already exists (e.g. a payment's): its macaroon binds its hash."""
+    now = ctx.clock()
     token_id = secrets.token_bytes(32)
-    identifier = macaroon.encode_identifier(bytes.fromhex(invoice.payment_hash), token_id)
+    identifier = macaroon.encode_identifier(bytes.fromhex(payment_hash), token_id)
     valid_until = int(now.timestamp()) + (offer.ttl_seconds or ctx.settings.l402_token_ttl_seconds)
     minted_caveats = offer_caveats(offer, valid_until)
     row = Challenge(
-        payment_hash=invoice.payment_hash,
+        payment_hash=payment_hash,
         merchant_id=offer.merchant_id,
         resource=offer.resource,
         description=offer.description,
         amount_sats=offer.amount_sats,
-        invoice=invoice.payment_request,
+        invoice=payment_request,
         token_id=token_id.hex(),
         caveats="\n".join(minted_caveats),
         payer=payer,
         idempotency_key=idempotency_key,
         created_at=now,
-        expires_at=min(invoice.expires_at, now + timedelta(seconds=ctx.settings.l402_invoice_expiry_seconds)),
+        expires_at=expires_at,
         paid_at=None,
         spent_at=None,
         max_uses=offer.max_uses,

@@ -131,11 +131,11 @@ async def l402_stats(ctx: Ctx, merchant: Merchant, days: Days = 30) -> Response:
     per_proxy: defaultdict[str, dict[str, int]] = defaultdict(_zero)
     for row in usage:
         _add(per_proxy[row.proxy_id], row)
-    kinds = {"proxy": 0, "content": 0, "challenges": 0}
+    kinds = {"proxy": 0, "content": 0, "shopify": 0, "challenges": 0}
     paid = 0
     for resource, _day, sats, count in revenue:
         kind = resource.split(":", 1)[0]
-        kind = kind if kind in ("proxy", "content") else "challenges"
+        kind = kind if kind in ("proxy", "content", "shopify") else "challenges"
         kinds[kind] += sats
         paid += count
         if kind == "proxy":
@@ -151,6 +151,7 @@ async def l402_stats(ctx: Ctx, merchant: Merchant, days: Days = 30) -> Response:
             "revenueByKind": {
                 "proxySats": kinds["proxy"],
                 "contentSats": kinds["content"],
+                "shopifySats": kinds["shopify"],
                 "challengesSats": kinds["challenges"],
             },
             "proxies": [

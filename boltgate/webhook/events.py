@@ -21,9 +21,20 @@ PAYMENT_EXPIRED = "payment.expired"
 REFUND_COMPLETED = "refund.completed"
 REFUND_FAILED = "refund.failed"
 ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+SHOPIFY_ORDER_CREATED = "shopify.order.created"  # a paid order was created in the merchant's store
+SHOPIFY_ORDER_FLAGGED = "shopify.order.flagged"  # … and needs the merchant's eyes (price, stock)
 
 EVENT_TYPES = frozenset(
-    {PAYMENT_CREATED, PAYMENT_COMPLETED, PAYMENT_EXPIRED, REFUND_COMPLETED, REFUND_FAILED, ENDPOINT_DISABLED}
+    {
+        PAYMENT_CREATED,
+        PAYMENT_COMPLETED,
+        PAYMENT_EXPIRED,
+        REFUND_COMPLETED,
+        REFUND_FAILED,
+        ENDPOINT_DISABLED,
+        SHOPIFY_ORDER_CREATED,
+        SHOPIFY_ORDER_FLAGGED,
+    }
 )
 
 
