@@ -213,6 +213,7 @@ class Settings(BaseSettings):
     )
     shopify_api_base: str = Field(
         "https://{shop}",
+        pattern=r"^https?://[^\s]*\{shop\}[^\s]*$",
         description="where a store's Admin API is: {shop} is its myshopify.com domain "
         "(change only to test against a local Shopify stand-in)",
     )
@@ -336,5 +337,7 @@ class Settings(BaseSettings):
             problems.append("BOLTGATE_LIGHTNING_BACKEND=dev (the built-in dev node) is for dev mode only")
         if "fixed" in self.rate_providers:
             problems.append("the fixed rate provider is for dev mode only (BOLTGATE_RATE_PROVIDERS)")
+        if not self.shopify_api_base.startswith("https://"):
+            problems.append("BOLTGATE_SHOPIFY_API_BASE must be an https:// URL (it carries Admin API tokens)")
         if problems:
             raise ConfigError("boltgate refuses to start in production mode: " + "; ".join(problems))

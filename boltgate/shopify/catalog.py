@@ -3,8 +3,8 @@
 ``products/*`` webhooks, and served in the Lightning Enable shape.
 
 Only active products are listed; a variant is ``available`` when Shopify says it is for sale.
-Up to 20 pages of 50 products and 100 variants per product are read (a store beyond that is
-listed in part: the log says so).
+Up to 100 pages of 10 products with 50 variants each are read (a store beyond that is listed
+in part: the log says so).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from boltgate.shopify.models import ShopifyCatalog, ShopifyStore
 from boltgate.shopify.stores import Channel, shopify_failure
 
 log = structlog.get_logger(__name__)
-MAX_PAGES = 20
+MAX_PAGES = 100
 
 
 def legacy_id(node: dict[str, Any]) -> int | None:

@@ -88,8 +88,7 @@ async def _paid_retry(ctx: Context, request: Request, store: ShopifyStore) -> Re
 
 @router.post(
     "/{slug}/checkout",
-    status_code=402,
-    responses=problems(400, 404, 409, 429, 503),
+    responses=problems(400, 402, 404, 409, 429, 503),
     dependencies=PUBLIC,
     openapi_extra=json_body(CheckoutCreate),
     summary="Check out 1-10 items: 402 with a Lightning invoice (L402 and Payment challenges) and a "

@@ -5,6 +5,10 @@ write goes to ``POST https://{shop}/admin/api/{version}/graphql.json`` with the
 ``X-Shopify-Access-Token`` header. The version is pinned by ``BOLTGATE_SHOPIFY_API_VERSION``.
 Scopes needed: ``read_products`` (catalog), ``write_orders`` (``orderCreate``, which also
 reads orders back by tag and their fulfilments for tracking).
+
+Query cost: Shopify multiplies nested connections by their ``first`` and refuses a query over
+1,000 points, so the catalog reads 10 products x 50 variants a page (about 550 points), not more.
+
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ id legacyResourceId title sku price availableForSale inventoryQuantity inventory
 CATALOG = (
     """
 query Catalog($cursor: String) {
-  products(first: 50, after: $cursor, query: "status:active") {
+  products(first: 10, after: $cursor, query: "status:active") {
     pageInfo { hasNextPage endCursor }
     nodes {
       id legacyResourceId title description handle status
       featuredMedia { preview { image { url } } }
-      variants(first: 100) { nodes { """
+      variants(first: 50) { nodes { """
     + _VARIANT_FIELDS
     + """ } }
     }

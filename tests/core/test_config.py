@@ -78,3 +78,17 @@ def test_serve_refuses_to_start_in_production_with_dev_defaults(tmp_path):
     )
     assert result.returncode == 2
     assert "refuses to start in production mode" in result.stderr
+
+
+def test_production_refuses_a_plain_http_shopify_api():
+    settings = Settings(
+        _env_file=None, mode="production", secret_key="s" * 40, shopify_api_base="http://127.0.0.1:9/{shop}"
+    )
+    with pytest.raises(ConfigError, match="BOLTGATE_SHOPIFY_API_BASE must be an https"):
+        settings.check_production()
+
+
+@pytest.mark.parametrize("base", ["https://example.com", "ftp://{shop}", "https://{shop} x"])
+def test_shopify_api_base_must_name_the_shop(base):
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, shopify_api_base=base)

@@ -396,7 +396,7 @@ async def test_stats(sclient, merchant, connect, shopify):
     assert Decimal("17.99") == Decimal(str(paid["totalUsd"]))
 
 
-@pytest.mark.parametrize("country, shipping", [("US", 5.99), ("DE", 15.0)])
+@pytest.mark.parametrize(("country", "shipping"), [("US", 5.99), ("DE", 15.0)])
 async def test_shipping_by_buyer_location(sclient, merchant, connect, shopify, country, shipping):
     _, key = merchant
     shop, store = await connect(key)
@@ -429,3 +429,16 @@ async def test_tracking_is_read_from_shopify_when_looked_at(sclient, merchant, c
         f"/api/shopify/{slug}/orders/{body['orderId']}", params={"claimToken": body["claimToken"]}
     )
     assert again.status_code == 200 and again.json()["status"] == "shipped"
+
+
+async def test_catalog_reads_every_page(sclient, merchant, connect, shopify):
+    _, key = merchant
+    shop, store = await connect(key, products=False)
+    for n in range(23):
+        shop.add_product(f"Print {n}", [{"title": "A4", "price": f"{n + 1}.00", "inventory": 1}])
+    body = (await sclient.get(f"/api/shopify/{store['slug']}/catalog")).json()
+    assert len(body["products"]) == 23 and {p["title"] for p in body["products"]} == {
+        f"Print {n}" for n in range(23)
+    }
+    catalog_calls = [r for r in shopify.requests if "query Catalog" in (r["query"] or "")]
+    assert len(catalog_calls) == 3 and all(r["version"] == "2026-01" for r in catalog_calls)
