@@ -890,7 +890,12 @@ async def test_stats_count_requests_402s_paid_calls_and_revenue_once(pclient, me
     overall = await pclient.get("/api/stats/l402", headers=auth(key))
     assert overall.status_code == 200, overall.text
     summary = overall.json()
-    assert summary["revenueByKind"] == {"proxySats": 7, "contentSats": 0, "shopifySats": 0, "challengesSats": 0}
+    assert summary["revenueByKind"] == {
+        "proxySats": 7,
+        "contentSats": 0,
+        "shopifySats": 0,
+        "challengesSats": 0,
+    }
     assert (summary["revenueSats"], summary["challengesPaid"]) == (7, 1)
     assert summary["challengesIssued"] == 2  # one invoice per resource, reused by the same payer
     [listed] = summary["proxies"]
