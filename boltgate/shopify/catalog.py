@@ -96,11 +96,37 @@ async def fetch(channel: Channel, store: ShopifyStore) -> dict[str, Any]:
 async def current(
     db: Database, channel: Channel, store: ShopifyStore, ttl: int, now: datetime
 ) -> dict[str, Any]:
-    """The cached catalog while fresh, else read again (a failed read serves the old copy, if any)."""
-    async with db.reading() as session:
-        cached = await session.get(ShopifyCatalog, store.id)
-    if cached is not None and not cached.stale and cached.fetched_at > now - timedelta(seconds=ttl):
+    """The cached catalog while fresh, else read again (a failed read serves the old copy, if any).
+
+    Requests that find it stale together wait for one read from Shopify (per process), not one each.
+    """
+    cached = await _cached(db, store.id)
+    if _fresh(cached, ttl, now):
+        assert cached is not None
         return cached.data
+    async with channel.refresh_lock(store.id):
+        again = await _cached(db, store.id)
+        if (
+            again is not None
+            and _fresh(again, ttl, now)
+            and (cached is None or again.fetched_at > cached.fetched_at)
+        ):
+            return again.data  # read by the request we waited for
+        return await _refresh(db, channel, store, again, now)
+
+
+async def _cached(db: Database, store_id: str) -> ShopifyCatalog | None:
+    async with db.reading() as session:
+        return await session.get(ShopifyCatalog, store_id)
+
+
+def _fresh(cached: ShopifyCatalog | None, ttl: int, now: datetime) -> bool:
+    return cached is not None and not cached.stale and cached.fetched_at > now - timedelta(seconds=ttl)
+
+
+async def _refresh(
+    db: Database, channel: Channel, store: ShopifyStore, cached: ShopifyCatalog | None, now: datetime
+) -> dict[str, Any]:
     try:
         data = await fetch(channel, store)
     except ShopifyError as exc:

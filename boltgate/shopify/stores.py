@@ -7,9 +7,10 @@ needs and prices in USD (the channel quotes in USD and converts to sats at the c
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,10 @@ class Channel:
     admin: ShopifyAdmin
     box: SecretBox
     claim_key: bytes
+    refreshing: dict[str, asyncio.Lock] = field(default_factory=dict)  # per store: one catalog read at a time
+
+    def refresh_lock(self, store_id: str) -> asyncio.Lock:
+        return self.refreshing.setdefault(store_id, asyncio.Lock())
 
     @classmethod
     def build(cls, admin: ShopifyAdmin, server_secret: str) -> Channel:

@@ -442,3 +442,36 @@ async def test_catalog_reads_every_page(sclient, merchant, connect, shopify):
     }
     catalog_calls = [r for r in shopify.requests if "query Catalog" in (r["query"] or "")]
     assert len(catalog_calls) == 3 and all(r["version"] == "2026-01" for r in catalog_calls)
+
+
+async def test_concurrent_catalog_requests_read_shopify_once(sclient, merchant, connect, shopify):
+    _, key = merchant
+    _, store = await connect(key)
+    shopify.reset()
+    answers = await asyncio.gather(*(sclient.get(f"/api/shopify/{store['slug']}/catalog") for _ in range(8)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert len([r for r in shopify.requests if "query Catalog" in (r["query"] or "")]) == 1
+
+
+async def test_catalog_served_stale_when_shopify_is_down(sclient, merchant, connect, shopify):
+    _, key = merchant
+    shop, store = await connect(key)
+    slug = store["slug"]
+    first = await sclient.get(f"/api/shopify/{slug}/catalog")
+    mug = variants(shop)["Mug/Default Title"]
+    await shopify.send_webhook(
+        f"{sclient.base_url}/api/shopify/{slug}/webhooks",
+        shop,
+        "products/update",
+        shopify.product_payload(shop, mug.product.id),
+        secret="whsec_store_secret",
+    )
+    shopify.status_next(10, 503)
+    stale = await sclient.get(f"/api/shopify/{slug}/catalog")
+    assert stale.status_code == 200 and stale.json() == first.json()
+    shopify.reset()
+    _, cold = await connect(key)
+    shopify.status_next(10, 503)
+    down = await sclient.get(f"/api/shopify/{cold['slug']}/catalog")
+    assert down.status_code == 503 and down.json()["error"] == "shopify_unavailable"
