@@ -194,8 +194,10 @@ async def claim(
         await _release(ctx, order.id, f"{type(exc).__name__}: {exc}")
         log.warning("shopify_claim_failed", order_id=order.id, store=store.slug, error=type(exc).__name__)
         if isinstance(exc, ShopifyUnauthorized):
+            log.error("shopify_store_credentials_refused", store=store.slug, order_id=order.id)
             raise BadGateway(
-                "the store's Shopify connection was refused; the merchant has been told — try again later",
+                "the store's Shopify connection was refused; the payment is kept and the order can be "
+                "claimed again once the store is reconnected",
                 code="shopify_unauthorized",
             ) from exc
         raise ServiceUnavailable(
