@@ -29,9 +29,9 @@ Slug = Annotated[str, Query(max_length=64)]
 MAX_WEBHOOK_BYTES = 1 << 20
 
 
-async def _store(ctx: Context, slug: str) -> ShopifyStore:
+async def _store(ctx: Context, slug: str, *, selling: bool = True) -> ShopifyStore:
     async with ctx.db.reading() as session:
-        return await stores.public(session, slug)
+        return await stores.public(session, slug, selling=selling)
 
 
 @router.get(
@@ -130,7 +130,7 @@ async def create_checkout(request: Request, ctx: Ctx, slug: str) -> Response:
     "(once, however often this is retried)",
 )
 async def claim_order(request: Request, ctx: Ctx, slug: str) -> Response:
-    store = await _store(ctx, slug)
+    store = await _store(ctx, slug, selling=False)
     body = await read_json(request, ClaimCreate, ctx.settings.max_body_bytes)
     order, created = await claim.claim(ctx, ctx.shopify, store, body)
     flags = [f for f in order.flags.split("\n") if f]
@@ -173,7 +173,7 @@ async def _order_and_payment(ctx: Context, order_id: str) -> tuple[Payment | Non
 async def get_order(
     ctx: Ctx, slug: str, order_id: str, claimToken: Annotated[str, Query(min_length=1, max_length=20)]
 ) -> Response:
-    store = await _store(ctx, slug)
+    store = await _store(ctx, slug, selling=False)
     async with ctx.db.reading() as session:
         order = await session.get(ShopifyOrder, order_id[:64])
     if (

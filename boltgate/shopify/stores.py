@@ -203,10 +203,12 @@ async def get(session: AsyncSession, merchant_id: str, slug: str, *, lock: bool 
     return store
 
 
-async def public(session: AsyncSession, slug: str) -> ShopifyStore:
-    """An active store by its public slug; 404 ``store_not_found`` otherwise (inactive looks the same)."""
-    store = await session.scalar(select(ShopifyStore).where(ShopifyStore.slug == slug))
-    if store is None or not store.active:
+async def public(session: AsyncSession, slug: str, *, selling: bool = True) -> ShopifyStore:
+    """A store by its public slug; 404 ``store_not_found`` otherwise. ``selling``: only an active
+    one (catalog, checkout); claims and order status work on an inactive store too, so switching
+    a store off never strands a buyer who has paid."""
+    store = await by_slug(session, slug)
+    if store is None or (selling and not store.active):
         raise NotFound(f"no store {slug[:64]!r}", code="store_not_found")
     return store
 

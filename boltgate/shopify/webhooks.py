@@ -5,7 +5,8 @@
 settings); it is checked on the raw bytes, in constant time, before anything is parsed. Shopify
 retries deliveries, so ``X-Shopify-Webhook-Id`` is recorded with the change it made, in one
 transaction: a repeat changes nothing. Topics: ``orders/*`` and ``fulfillments/*`` update an
-order's tracking and state; ``products/*`` and ``inventory_levels/*`` mark the catalog stale.
+order's tracking and state; ``products/*`` and ``inventory_levels/*`` mark the catalog stale;
+``app/uninstalled`` switches the store off (``active: false``) until it is connected again.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ async def receive(
 async def _handle(
     session: Any, store: ShopifyStore, topic: str, payload: dict[str, Any], now: datetime
 ) -> bool:
+    if topic == "app/uninstalled":  # its token is dead: stop selling until the merchant reconnects
+        row = await session.get(ShopifyStore, store.id, with_for_update=True)
+        row.active, row.updated_at = False, now
+        log.warning("shopify_app_uninstalled", store=store.slug)
+        return True
     if topic.startswith(("products/", "inventory_levels/", "inventory_items/")):
         await catalog.mark_stale(session, store.id)
         return True

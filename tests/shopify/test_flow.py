@@ -475,3 +475,34 @@ async def test_catalog_served_stale_when_shopify_is_down(sclient, merchant, conn
     shopify.status_next(10, 503)
     down = await sclient.get(f"/api/shopify/{cold['slug']}/catalog")
     assert down.status_code == 503 and down.json()["error"] == "shopify_unavailable"
+
+
+async def test_a_store_switched_off_still_lets_paid_buyers_claim(sclient, merchant, connect, shopify):
+    _, key = merchant
+    shop, store = await connect(key)
+    slug = store["slug"]
+    mug = variants(shop)["Mug/Default Title"]
+    body = (await checkout(sclient, slug, [{"variantId": mug.legacy_resource_id, "quantity": 1}])).json()
+    await pay(sclient, body["invoice"])
+    uninstalled = await shopify.send_webhook(
+        f"{sclient.base_url}/api/shopify/{slug}/webhooks",
+        shop,
+        "app/uninstalled",
+        {"id": 1},
+        secret="whsec_store_secret",
+    )
+    assert uninstalled.status_code == 200 and uninstalled.json()["handled"] is True
+    got = await sclient.get(f"/api/shopify/stores/{slug}", headers=auth(key))
+    assert got.json()["active"] is False
+    closed = await sclient.get(f"/api/shopify/{slug}/catalog")
+    assert closed.status_code == 404 and closed.json()["error"] == "store_not_found"
+    shut = await sclient.post(
+        f"/api/shopify/{slug}/checkout", json={"items": [{"variantId": 1, "quantity": 1}]}
+    )
+    assert shut.status_code == 404
+    claimed = await claim(sclient, slug, body["claimToken"])
+    assert claimed.status_code == 200, claimed.text
+    status = await sclient.get(
+        f"/api/shopify/{slug}/orders/{body['orderId']}", params={"claimToken": body["claimToken"]}
+    )
+    assert status.json()["status"] == "ordered"
