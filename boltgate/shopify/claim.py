@@ -381,6 +381,7 @@ async def _finish(
         row.status_page_url = str(url)[:2048] if isinstance(url, str) and url.startswith("https://") else None
         row.flags = "\n".join(flags)
         row.claimed_at, row.claim_lease_until, row.last_error, row.updated_at = now, None, None, now
+        row.tracking_checked_at = now  # just created: nothing shipped yet, no need to ask for a minute
         data = _event_data(store, row)
         conn = SessionConn(session)
         postgresql = session.get_bind().dialect.name == "postgresql"

@@ -6,6 +6,7 @@ nothing: 404, as for an order that does not exist).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import orjson
@@ -41,11 +42,16 @@ async def _store(ctx: Context, slug: str, *, selling: bool = True) -> ShopifySto
     summary="A store's products and shipping rules (cached; prices in USD)",
 )
 async def get_catalog(ctx: Ctx, slug: str) -> Response:
+    hit = ctx.shopify.rendered.get(slug)
+    if hit is not None and hit[0] > time.monotonic():
+        return Response(hit[1], media_type="application/json")
     store = await _store(ctx, slug)
-    data = await catalog.current(
-        ctx.db, ctx.shopify, store, ctx.settings.shopify_catalog_ttl_seconds, ctx.clock()
-    )
-    return json_response(catalog.catalog_out(store, data))
+    ttl = ctx.settings.shopify_catalog_ttl_seconds
+    data = await catalog.current(ctx.db, ctx.shopify, store, ttl, ctx.clock())
+    body = orjson.dumps(catalog.catalog_out(store, data))
+    if ttl > 0:
+        ctx.shopify.rendered[store.slug] = (time.monotonic() + min(ttl, stores.RENDERED_SECONDS), body)
+    return Response(body, media_type="application/json")
 
 
 def _preimage_hash(header: str) -> str | None:
@@ -205,4 +211,6 @@ async def shopify_webhook(request: Request, ctx: Ctx, slug: str) -> Response:
     if len(body) > MAX_WEBHOOK_BYTES:
         raise PayloadTooLarge(f"the body must be at most {MAX_WEBHOOK_BYTES} bytes")
     headers = {k.lower(): v for k, v in request.headers.items()}
-    return json_response(await webhooks.receive(ctx, ctx.shopify, store, body, headers))
+    answer = await webhooks.receive(ctx, ctx.shopify, store, body, headers)
+    ctx.shopify.rendered.pop(store.slug, None)  # what it changed shows here at once (elsewhere in seconds)
+    return json_response(answer)

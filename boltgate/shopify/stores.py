@@ -35,6 +35,7 @@ from boltgate.shopify.models import ShopifyOrder, ShopifyStore
 from boltgate.shopify.schemas import DEFAULT_SHIPPING, StoreCreate, StoreUpdate
 
 MAX_STORES = 50  # per merchant
+RENDERED_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Channel:
     box: SecretBox
     claim_key: bytes
     refreshing: dict[str, asyncio.Lock] = field(default_factory=dict)  # per store: one catalog read at a time
+    # slug → (monotonic expiry, the catalog answer's bytes): the public catalog is read far more often
+    # than it changes; kept RENDERED_SECONDS per process, dropped at once by this process's changes
+    rendered: dict[str, tuple[float, bytes]] = field(default_factory=dict)
 
     def refresh_lock(self, store_id: str) -> asyncio.Lock:
         return self.refreshing.setdefault(store_id, asyncio.Lock())
@@ -227,6 +231,7 @@ async def update(
     if body.active is not None:
         store.active = body.active
     store.updated_at = now
+    channel.rendered.pop(store.slug, None)
     return store
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import update
 
+from boltgate.shopify.models import ShopifyOrder
 from tests.helpers import auth
 from tests.shopify.conftest import variants
 from tests.webhook.test_delivery import add_endpoint
@@ -410,7 +413,7 @@ async def test_shipping_by_buyer_location(sclient, merchant, connect, shopify, c
     assert response.json()["shippingUsd"] == shipping
 
 
-async def test_tracking_is_read_from_shopify_when_looked_at(sclient, merchant, connect, shopify):
+async def test_tracking_is_read_from_shopify_when_looked_at(sclient, merchant, connect, shopify, db):
     _, key = merchant
     shop, store = await connect(key)
     slug = store["slug"]
@@ -419,6 +422,16 @@ async def test_tracking_is_read_from_shopify_when_looked_at(sclient, merchant, c
     await pay(sclient, body["invoice"])
     assert (await claim(sclient, slug, body["claimToken"])).status_code == 200
     shopify.fulfil(shop, shop.orders[0].id, "USPS", "9400", "https://usps.example/9400")
+    params = {"claimToken": body["claimToken"]}
+    calls = len(shopify.requests)
+    fresh = await sclient.get(f"/api/shopify/{slug}/orders/{body['orderId']}", params=params)
+    assert fresh.json()["status"] == "ordered" and len(shopify.requests) == calls  # just created: not asked
+    async with db.writing() as session:  # a minute later
+        await session.execute(
+            update(ShopifyOrder)
+            .where(ShopifyOrder.id == body["orderId"])
+            .values(tracking_checked_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
     got = await sclient.get(
         f"/api/shopify/{slug}/orders/{body['orderId']}", params={"claimToken": body["claimToken"]}
     )
