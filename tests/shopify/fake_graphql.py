@@ -183,11 +183,10 @@ class _Root:
 def _query_cost(
     selections: Any, parent: Any, data: Any, actual: bool, ctx: dict[str, Any], list_size: int | None = None
 ) -> int:
-    """A cheap take on Shopify's cost model: scalars and enums 0, objects 1, connections 2, mutation
-    fields 10; a list costs 1 per item (``first``/``ids`` requested, the items returned actually)
-    plus its children once. Shopify's classic formula multiplies nested lists (products(50) x
-    variants(100) would be ~5,300, over the 1,000 single-query max), but real stores report far
-    lower costs now, so the fake does not multiply: only throttling behaviour is modelled."""
+    """Shopify's documented cost model: scalars and enums 0, objects 1, connections 2, mutation
+    fields 10; a list costs its size (``first``/``ids`` requested, the items returned actually)
+    times each item's cost, so nested connections multiply (products(50) x variants(100) would be
+    ~5,300, over the 1,000 single-query maximum, and is refused as Shopify refuses it)."""
     total = 0
     for sel in selections:
         if isinstance(sel, InlineFragmentNode | FragmentSpreadNode):
@@ -211,11 +210,10 @@ def _query_cost(
         if is_list_type(get_nullable_type(field_def.type)):
             if actual:
                 items = value or []
-                each = (_query_cost(children, named, item, actual, ctx) for item in items)
-                total += unit * len(items) + max(each, default=0)
+                total += sum(unit + _query_cost(children, named, item, actual, ctx) for item in items)
             else:
                 size = args.get("first") or len(args.get("ids") or ()) or list_size or 1
-                total += unit * size + _query_cost(children, named, None, actual, ctx)
+                total += size * (unit + _query_cost(children, named, None, actual, ctx))
         elif not actual or value is not None:
             inner = args.get("first") if named.name.endswith("Connection") else None
             total += unit + _query_cost(children, named, value, actual, ctx, inner)

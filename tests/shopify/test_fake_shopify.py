@@ -442,3 +442,17 @@ async def test_webhooks_are_signed_and_rest_shaped(fake: FakeShopify, shop: Shop
     got = (await receiver.wait_for(f"/shopify/{shop.domain}/orders", 2))[1]
     assert got.headers["x-shopify-hmac-sha256"] == FakeShopify.sign(got.body, "not-the-secret")
     assert got.headers["x-shopify-hmac-sha256"] != FakeShopify.sign(got.body, "css")
+
+
+async def test_nested_connections_multiply_and_an_oversized_query_is_refused(
+    fake: FakeShopify, shop: Shop
+) -> None:
+    ours = (await gql(fake, shop, ops.CATALOG, {"cursor": None})).json()
+    assert 500 <= assert_cost(ours)["requestedQueryCost"] <= 1000  # 10 products x 50 variants fits
+    bigger = ops.CATALOG.replace("products(first: 10,", "products(first: 50,").replace(
+        "variants(first: 50)", "variants(first: 100)"
+    )
+    refused = (await gql(fake, shop, bigger, {"cursor": None})).json()
+    assert "data" not in refused or refused.get("data") is None
+    assert refused["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED"
+    assert refused["errors"][0]["extensions"]["cost"] > 5000
