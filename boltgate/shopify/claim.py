@@ -45,7 +45,7 @@ from boltgate.payment.models import Payment
 from boltgate.shopify import graphql
 from boltgate.shopify.catalog import variant_of
 from boltgate.shopify.checkout import group_for, shipping_cost
-from boltgate.shopify.client import ShopifyError, ShopifyUnauthorized
+from boltgate.shopify.client import ShopifyError, ShopifyQueryError, ShopifyUnauthorized
 from boltgate.shopify.models import ShopifyOrder, ShopifyStore
 from boltgate.shopify.orders import DONE
 from boltgate.shopify.schemas import ClaimCreate
@@ -79,6 +79,8 @@ async def ensure_paid(ctx: Context, order: ShopifyOrder) -> Payment:
         raise NotFound("the order's payment is gone", code="order_not_found")
     if payment.status == "paid":
         return payment
+    if payment.status == "refunded":
+        raise Conflict("the order's payment was refunded: it cannot be claimed", code="payment_refunded")
     if payment.status in ("unpaid", "expired"):
         try:
             state = await ctx.backend.lookup_invoice(payment.payment_hash)
@@ -193,6 +195,8 @@ async def claim(
     except ShopifyError as exc:
         await _release(ctx, order.id, f"{type(exc).__name__}: {exc}")
         log.warning("shopify_claim_failed", order_id=order.id, store=store.slug, error=type(exc).__name__)
+        if isinstance(exc, ShopifyQueryError):
+            raise BadGateway(f"Shopify refused the query: {exc}", code="shopify_query_failed") from exc
         if isinstance(exc, ShopifyUnauthorized):
             log.error("shopify_store_credentials_refused", store=store.slug, order_id=order.id)
             raise BadGateway(
