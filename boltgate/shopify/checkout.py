@@ -27,7 +27,7 @@ from boltgate.payment.schemas import PaymentCreate
 from boltgate.payment.service import PaymentView
 from boltgate.shopify import catalog
 from boltgate.shopify.models import ShopifyOrder, ShopifyStore
-from boltgate.shopify.schemas import CheckoutCreate
+from boltgate.shopify.schemas import COUNTRIES, CheckoutCreate
 from boltgate.shopify.stores import Channel, claim_hash
 
 CENT = Decimal("0.01")
@@ -56,7 +56,7 @@ def buyer_country(header: str | None) -> str | None:
     if not header:
         return None
     country = header.strip().split("-", 1)[0].upper()
-    return country if len(country) == 2 and country.isascii() and country.isalpha() else None
+    return country if country in COUNTRIES else None
 
 
 def resource_of(store: ShopifyStore, order_id: str) -> str:

@@ -29,8 +29,7 @@ router = APIRouter(tags=["shopify"])
 )
 async def create_store(request: Request, ctx: Ctx, merchant: Merchant) -> Response:
     body = await read_json(request, StoreCreate, ctx.settings.max_body_bytes)
-    async with ctx.db.writing() as session:
-        store = await stores.create(session, ctx.shopify, merchant.merchant_id, body, ctx.clock())
+    store = await stores.create(ctx.db, ctx.shopify, merchant.merchant_id, body, ctx.clock())
     out = stores.store_out(store, ctx.settings.base_url)
     return json_response(out, 201, {"Location": f"/api/shopify/stores/{store.slug}"})
 
@@ -58,8 +57,7 @@ async def get_store(ctx: Ctx, merchant: Merchant, slug: str) -> Response:
 )
 async def update_store(request: Request, ctx: Ctx, merchant: Merchant, slug: str) -> Response:
     body = await read_json(request, StoreUpdate, ctx.settings.max_body_bytes)
-    async with ctx.db.writing() as session:
-        store = await stores.update(session, ctx.shopify, merchant.merchant_id, slug, body, ctx.clock())
+    store = await stores.update(ctx.db, ctx.shopify, merchant.merchant_id, slug, body, ctx.clock())
     return json_response(stores.store_out(store, ctx.settings.base_url))
 
 
@@ -72,6 +70,7 @@ async def update_store(request: Request, ctx: Ctx, merchant: Merchant, slug: str
 async def delete_store(ctx: Ctx, merchant: Merchant, slug: str) -> Response:
     async with ctx.db.writing() as session:
         await stores.delete(session, merchant.merchant_id, slug)
+    ctx.shopify.rendered.pop(slug, None)  # the catalog answer kept for a moment goes with the store
     return Response(status_code=204)
 
 

@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boltgate.db.engine import Database
 from boltgate.errors import BadGateway, Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from boltgate.kit.clock import rfc3339
 from boltgate.kit.crypto import SecretBox, derive_key
@@ -170,16 +172,24 @@ def _apply_secrets(channel: Channel, store: ShopifyStore, body: StoreCreate | St
         store.webhook_secret = channel.box.seal(body.webhookSecret)
 
 
-async def create(
-    session: AsyncSession, channel: Channel, merchant_id: str, body: StoreCreate, now: datetime
-) -> ShopifyStore:
-    if await session.scalar(select(ShopifyStore.id).where(ShopifyStore.slug == body.slug)) is not None:
-        raise Conflict(f"the slug {body.slug!r} is taken", code="slug_taken")
+async def _refuse_taken(session: AsyncSession, merchant_id: str, slug: str) -> None:
+    if await session.scalar(select(ShopifyStore.id).where(ShopifyStore.slug == slug)) is not None:
+        raise Conflict(f"the slug {slug!r} is taken", code="slug_taken")
     count = await session.scalar(
         select(func.count()).select_from(ShopifyStore).where(ShopifyStore.merchant_id == merchant_id)
     )
     if (count or 0) >= MAX_STORES:
         raise Conflict(f"at most {MAX_STORES} stores per merchant", code="too_many_stores")
+
+
+async def create(
+    db: Database, channel: Channel, merchant_id: str, body: StoreCreate, now: datetime
+) -> ShopifyStore:
+    """Connect a store: refused early when the slug is taken, then checked with Shopify outside
+    any write transaction (a slow Shopify never holds the database's writer), then saved; a
+    concurrent connect of the same slug that wins meanwhile makes this one 409 ``slug_taken``."""
+    async with db.reading() as session:
+        await _refuse_taken(session, merchant_id, body.slug)
     store = ShopifyStore(
         id=new_id("shs"),
         merchant_id=merchant_id,
@@ -195,7 +205,13 @@ async def create(
     if body.storeName is None and shop.get("name"):
         store.store_name = str(shop["name"])[:200]
     _apply_secrets(channel, store, body)
-    session.add(store)
+    try:
+        async with db.writing() as session:
+            await _refuse_taken(session, merchant_id, body.slug)
+            session.add(store)
+    except IntegrityError as exc:  # the same slug, saved by a concurrent connect after our check
+        raise Conflict(f"the slug {body.slug!r} is taken", code="slug_taken") from exc
+    channel.rendered.pop(store.slug, None)
     return store
 
 
@@ -218,19 +234,24 @@ async def public(session: AsyncSession, slug: str, *, selling: bool = True) -> S
 
 
 async def update(
-    session: AsyncSession, channel: Channel, merchant_id: str, slug: str, body: StoreUpdate, now: datetime
+    db: Database, channel: Channel, merchant_id: str, slug: str, body: StoreUpdate, now: datetime
 ) -> ShopifyStore:
-    store = await get(session, merchant_id, slug, lock=True)
+    """Change the fields given; new credentials are checked with Shopify first, outside any write
+    transaction."""
     if body.accessToken is not None or body.clientId is not None:
-        await verify(channel, await _credentials_of(channel, store, body))
-    _apply_secrets(channel, store, body)
-    if body.storeName is not None:
-        store.store_name = body.storeName
-    if body.shipping is not None:
-        store.shipping = body.shipping.stored()
-    if body.active is not None:
-        store.active = body.active
-    store.updated_at = now
+        async with db.reading() as session:
+            current = await get(session, merchant_id, slug)
+        await verify(channel, await _credentials_of(channel, current, body))
+    async with db.writing() as session:
+        store = await get(session, merchant_id, slug, lock=True)
+        _apply_secrets(channel, store, body)
+        if body.storeName is not None:
+            store.store_name = body.storeName
+        if body.shipping is not None:
+            store.shipping = body.shipping.stored()
+        if body.active is not None:
+            store.active = body.active
+        store.updated_at = now
     channel.rendered.pop(store.slug, None)
     return store
 
