@@ -2,7 +2,7 @@
 
 Run from the repository root, with nothing else heavy running (the machine has 2 cores)::
 
-    .venv/bin/python bench/shopify.py            # about 1 minute
+    .venv/bin/python bench/shopify.py            # about half a minute
     .venv/bin/python bench/shopify.py --orders 50 # a quick trial
 
 Three processes on 127.0.0.1: the fake Shopify Admin API of the test suite
