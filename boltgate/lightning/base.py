@@ -2,7 +2,18 @@
 
 Backends never guess: an outgoing payment is SETTLED, FAILED, PENDING or UNKNOWN, and only an
 explicit FAILED may release anything. An exception while paying is UNKNOWN, to be followed by a
-status check.
+status check (:meth:`LightningBackend.lookup_payment`), never by a blind retry.
+
+Every failure is a :class:`LightningError` naming the backend (never its secrets):
+
+- :class:`LightningUnavailable` — cannot be reached, refused the connection, answered 5xx or
+  dropped a stream (retry later; the API answers 503 with ``Retry-After``);
+- :class:`LightningTimeout` — no answer in time (a kind of unavailable);
+- :class:`LightningRejected` — the backend said no: bad credentials, a request it refuses;
+- :class:`LightningUnsupported` — the backend cannot do this at all (a receive-only key asked to
+  pay, a feature it lacks);
+- :class:`LightningProtocolError` — an answer we cannot use: garbage, or one that contradicts
+  the request (an invoice for another amount, hash or network). Never treated as success.
 """
 
 from __future__ import annotations
@@ -47,7 +58,9 @@ class InvoiceState:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """An incoming payment the backend reports as settled (its index orders the stream)."""
+    """An incoming payment the backend reports as settled. On a backend whose settlements are
+    numbered (``resumable``), ``settle_index`` orders the stream and resumes it; elsewhere it is 0
+    and what a dropped stream missed is caught by asking about the open payments."""
 
     payment_hash: str
     amount_received_msat: int
@@ -73,12 +86,37 @@ class NodeInfo:
 
 
 class LightningError(Exception):
-    """The backend could not be reached or answered something we cannot use."""
+    """The backend could not do what was asked. ``backend`` is its kind (``lnd-rest``, ``nwc``…)."""
+
+    def __init__(self, message: str, *, backend: str = "") -> None:
+        self.backend = backend
+        super().__init__(f"{backend}: {message}" if backend else message)
+
+
+class LightningUnavailable(LightningError):
+    """Cannot be reached, or answered 5xx, or a stream dropped: try again later."""
+
+
+class LightningTimeout(LightningUnavailable):
+    """No answer in time."""
+
+
+class LightningRejected(LightningError):
+    """The backend refused the request (credentials, permissions, parameters)."""
+
+
+class LightningUnsupported(LightningError):
+    """The backend cannot do this at all."""
+
+
+class LightningProtocolError(LightningError):
+    """An answer we cannot use: malformed, or contradicting what was asked."""
 
 
 @runtime_checkable
 class LightningBackend(Protocol):
-    name: str
+    name: str  # the kind: dev, lnd-rest, clnrest, cln-rpc, phoenixd, lnbits, nwc, opennode, strike
+    resumable: bool  # settlements carry a settle_index that resumes the stream after a restart
 
     async def create_invoice(
         self,
@@ -89,15 +127,29 @@ class LightningBackend(Protocol):
         expiry_seconds: int = 3600,
     ) -> CreatedInvoice: ...
 
-    async def lookup_invoice(self, payment_hash: str) -> InvoiceState: ...
+    async def lookup_invoice(
+        self, payment_hash: str, *, backend_invoice_id: str | None = None
+    ) -> InvoiceState:
+        """The invoice's state; UNKNOWN when the backend does not know it. ``backend_invoice_id``
+        is what :meth:`create_invoice` returned (custodial APIs look invoices up by their own id)."""
+        ...
 
     def settlements(self, after_index: int = 0) -> AsyncIterator[Settlement]:
-        """Settled incoming payments with ``settle_index > after_index``, then new ones as they come."""
+        """Settled incoming payments (with ``settle_index > after_index`` when ``resumable``), then new
+        ones as they come. Raises :class:`LightningUnavailable` when the stream drops (the caller
+        reconnects with backoff) and :class:`LightningUnsupported` at once when the backend has no
+        push at all (the caller then polls the open invoices)."""
         ...
 
     async def pay_invoice(
         self, bolt11: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
-    ) -> PaymentResult: ...
+    ) -> PaymentResult:
+        """Pay once. A transport failure after the request may have left is UNKNOWN, not an error."""
+        ...
+
+    async def lookup_payment(self, payment_hash: str) -> PaymentResult:
+        """What became of an outgoing payment (UNKNOWN when the backend has no record of it)."""
+        ...
 
     async def node_info(self) -> NodeInfo: ...
 

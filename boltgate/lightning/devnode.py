@@ -36,6 +36,8 @@ from boltgate.lightning.base import (
     PaymentStatus,
     Settlement,
 )
+from boltgate.lightning.connection import Connection
+from boltgate.lightning.registry import BackendEnv
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invoices (
@@ -82,6 +84,7 @@ class DevNode:
     """A single-process Lightning node simulation; safe to share its directory between processes."""
 
     name = "dev"
+    resumable = True
 
     def __init__(
         self,
@@ -141,7 +144,9 @@ class DevNode:
             expires_at=datetime.fromtimestamp(now + expiry_seconds, UTC),
         )
 
-    async def lookup_invoice(self, payment_hash: str) -> InvoiceState:
+    async def lookup_invoice(
+        self, payment_hash: str, *, backend_invoice_id: str | None = None
+    ) -> InvoiceState:
         row = self._db.execute(
             "SELECT state, expires_at, settled_at, amount_received_msat FROM invoices WHERE payment_hash = ?",
             (payment_hash.lower(),),
@@ -249,8 +254,27 @@ class DevNode:
         self._settled.set()
         return PaymentResult(PaymentStatus.SETTLED, payment_hash, preimage=preimage)
 
+    async def lookup_payment(self, payment_hash: str) -> PaymentResult:
+        row = self._db.execute(
+            "SELECT status, preimage FROM outgoing WHERE payment_hash = ?", (payment_hash.lower(),)
+        ).fetchone()
+        if row is None:
+            return PaymentResult(PaymentStatus.UNKNOWN, payment_hash)
+        return PaymentResult(PaymentStatus(row[0]), payment_hash, preimage=row[1])
+
     async def node_info(self) -> NodeInfo:
         return NodeInfo(pubkey=self.pubkey.hex(), alias="boltgate-dev", network=self.network, backend="dev")
 
     async def close(self) -> None:
         self._db.close()
+
+
+def open_backend(connection: Connection, env: BackendEnv) -> DevNode:
+    """``dev://``: the node lives in ``<data_dir>/devnode`` (``dev:///other/dir`` to put it elsewhere)."""
+    directory = Path(connection.path) if connection.path not in ("", "/") else env.data_dir / "devnode"
+    return DevNode(
+        directory,
+        network=env.network,
+        min_final_cltv_expiry=env.min_final_cltv_expiry,
+        poll_interval=env.poll_interval,
+    )

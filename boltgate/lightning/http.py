@@ -1,0 +1,184 @@
+"""What every HTTP backend shares: one pooled ``httpx.AsyncClient`` per backend, TLS pinned to the
+node's own certificate when one is given, and transport failures mapped into the error tree.
+
+- A pinned certificate (``cert=``: a file path, PEM text, or base64url DER as lndconnect writes
+  it) is the only trust anchor; the host name is not checked against it, because node
+  certificates name ``localhost`` and whatever addresses the node knew when it made them (the pin
+  is the stronger check). A certificate that does not match is :class:`LightningRejected`
+  naming the backend: it is a configuration error, not an outage.
+- Without a pin, https uses the system's CAs (custodial APIs, LNbits behind a public certificate).
+- Refused connections, resets and 5xx are :class:`LightningUnavailable`; no answer within the
+  timeout is :class:`LightningTimeout`; 401/403 and other 4xx are :class:`LightningRejected`
+  (with the backend's own message, shortened); a body that is not the JSON expected is
+  :class:`LightningProtocolError`. Messages never include request headers or URLs with secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from boltgate.lightning.base import (
+    LightningProtocolError,
+    LightningRejected,
+    LightningTimeout,
+    LightningUnavailable,
+)
+from boltgate.lightning.connection import Connection, ConnectionUrlError
+
+MAX_BODY = 4 * 1024 * 1024
+
+
+def load_cert(kind: str, value: str) -> str:
+    """PEM text of a pinned certificate given as a path, PEM text or base64(url) DER."""
+    text = value.strip()
+    if "-----BEGIN CERTIFICATE-----" in text:
+        return text
+    if text.startswith(("/", "~", ".")):
+        path = Path(text).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConnectionUrlError(
+                f"{kind}: cannot read the TLS certificate file ({exc.strerror})"
+            ) from None
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            return data.decode("ascii", "replace")
+        der = data
+    else:
+        try:
+            der = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            raise ConnectionUrlError(f"{kind}: cert is neither a file path, PEM nor base64url DER") from None
+    try:
+        return ssl.DER_cert_to_PEM_cert(der)
+    except (ValueError, TypeError):
+        raise ConnectionUrlError(f"{kind}: cert is not a certificate") from None
+
+
+def tls_context(kind: str, cert: str | None) -> ssl.SSLContext | bool:
+    if cert is None:
+        return True
+    pem = load_cert(kind, cert)
+    context = ssl.create_default_context()
+    context.check_hostname = False  # the pinned certificate is the trust anchor (module docstring)
+    try:
+        context.load_verify_locations(cadata=pem)
+    except ssl.SSLError:
+        raise ConnectionUrlError(f"{kind}: the TLS certificate cannot be loaded") from None
+    return context
+
+
+def client(
+    connection: Connection, *, headers: dict[str, str] | None = None, auth: Any = None
+) -> httpx.AsyncClient:
+    """A pooled client for this backend: ``cert=`` pinned, ``timeout=`` applied, no redirects."""
+    verify = tls_context(connection.kind, connection.param("cert")) if connection.tls else False
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=httpx.Timeout(connection.timeout),
+        headers=headers or {},
+        auth=auth,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        trust_env=False,
+    )
+
+
+def transport_error(kind: str, exc: Exception) -> Exception:
+    """The error-tree exception for a transport failure (the caller raises it ``from None``)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return LightningTimeout("no answer in time", backend=kind)
+    if _is_certificate_failure(exc):
+        return LightningRejected(
+            "the TLS certificate presented does not match the configured one (cert=)", backend=kind
+        )
+    if isinstance(exc, httpx.TransportError):
+        return LightningUnavailable(f"cannot be reached ({type(exc).__name__})", backend=kind)
+    return LightningUnavailable(f"request failed ({type(exc).__name__})", backend=kind)
+
+
+def _is_certificate_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def status_error(kind: str, response: httpx.Response) -> Exception | None:
+    """The error-tree exception for a non-2xx answer, None for 2xx."""
+    code = response.status_code
+    if 200 <= code < 300:
+        return None
+    said = _said(response)
+    if code in (401, 403):
+        return LightningRejected(f"refused the credentials (HTTP {code}{said})", backend=kind)
+    if code == 429 or code >= 500:
+        return LightningUnavailable(f"answered HTTP {code}{said}", backend=kind)
+    return LightningRejected(f"refused the request (HTTP {code}{said})", backend=kind)
+
+
+def _said(response: httpx.Response) -> str:
+    """The backend's own error message, shortened, when it gave one in JSON."""
+    try:
+        body = orjson.loads(response.content[:65536])
+    except orjson.JSONDecodeError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error", "reason"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return f": {value[:200]}"
+    return ""
+
+
+def json_of(kind: str, response: httpx.Response) -> Any:
+    """The JSON body of a 2xx answer; the mapped error otherwise."""
+    error = status_error(kind, response)
+    if error is not None:
+        raise error
+    if len(response.content) > MAX_BODY:
+        raise LightningProtocolError("answered with an oversized body", backend=kind)
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise LightningProtocolError(
+            f"answered HTTP {response.status_code} with a body that is not JSON", backend=kind
+        ) from None
+
+
+async def request(http: httpx.AsyncClient, kind: str, method: str, url: str, **kwargs: Any) -> Any:
+    """Send and decode: the JSON of a 2xx answer, or an error of the tree."""
+    try:
+        response = await http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise transport_error(kind, exc) from None
+    return json_of(kind, response)
+
+
+def field(kind: str, body: Any, name: str, kind_of: type | tuple[type, ...]) -> Any:
+    """``body[name]`` of the expected type, or :class:`LightningProtocolError`."""
+    if not isinstance(body, dict):
+        raise LightningProtocolError(
+            f"answered {type(body).__name__} where an object was expected", backend=kind
+        )
+    value = body.get(name)
+    if not isinstance(value, kind_of) or (isinstance(value, bool) and bool not in _types(kind_of)):
+        raise LightningProtocolError(f"answered without a valid {name!r}", backend=kind)
+    return value
+
+
+def _types(kind_of: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind_of if isinstance(kind_of, tuple) else (kind_of,)
