@@ -29,7 +29,14 @@ def _settings() -> Settings:
     try:
         settings = Settings()
         settings.check_production()
-    except (ValidationError, ConfigError) as exc:
+    except ValidationError as exc:  # named by setting, without the values (they may be secrets)
+        problems = "; ".join(
+            f"BOLTGATE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        print(f"boltgate: invalid settings: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ConfigError as exc:
         print(f"boltgate: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     return settings
@@ -175,8 +182,31 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_backend(args: argparse.Namespace) -> int:
+    from boltgate.lightning.check import check
+    from boltgate.lightning.registry import BackendEnv
+
+    settings = _settings()
+    env = BackendEnv(
+        data_dir=settings.data_dir,
+        network=settings.network,
+        min_final_cltv_expiry=settings.min_final_cltv_expiry,
+        dev_mode=settings.is_dev,
+    )
+    targets = [("backend", settings.lightning_url.get_secret_value())]
+    if settings.lightning_failover_url is not None:
+        targets.append(("failover", settings.lightning_failover_url.get_secret_value()))
+    worst = 0
+    for label, url in targets:
+        report = asyncio.run(check(url, env, label=label, invoice=args.invoice))
+        print("\n".join(report.lines))
+        worst = max(worst, report.status)
+    return worst
+
+
 def cmd_dev_pay(args: argparse.Namespace) -> int:
     from boltgate.lightning.devnode import DevNode
+    from boltgate.lightning.registry import BackendEnv, open_backend
 
     settings = _settings()
     if not settings.is_dev or settings.lightning_backend != "dev":
@@ -185,7 +215,9 @@ def cmd_dev_pay(args: argparse.Namespace) -> int:
     target = args.invoice_or_hash.strip()
 
     async def run() -> tuple[str, str | None, str | None]:
-        node = DevNode(settings.data_dir / "devnode", network=settings.network)
+        env = BackendEnv(data_dir=settings.data_dir, network=settings.network)
+        node = open_backend(settings.lightning_url.get_secret_value(), env)
+        assert isinstance(node, DevNode)
         try:
             if _HASH.match(target):
                 result = await node.pay_payment_hash(target)
@@ -246,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke.add_argument("merchant_id")
     key_revoke.add_argument("key_id")
     key_revoke.set_defaults(func=cmd_key_revoke)
+
+    check = sub.add_parser(
+        "check-backend",
+        help="check the Lightning backend (and failover) of the settings: node info or the error",
+    )
+    check.add_argument("--invoice", action="store_true", help="also create a 1 sat test invoice (60 s)")
+    check.set_defaults(func=cmd_check_backend)
 
     dev = sub.add_parser("dev", help="dev-mode tools").add_subparsers(dest="dev_command", required=True)
     pay = dev.add_parser("pay", help="pay (settle) a dev node invoice by BOLT11 or payment hash")

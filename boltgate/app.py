@@ -26,13 +26,27 @@ from boltgate.config import Settings
 from boltgate.context import Context
 from boltgate.db.engine import Database
 from boltgate.db.migrate import upgrade
-from boltgate.errors import PROBLEM_CONTENT_TYPE, BoltgateError, ValidationFailed, problem_body
+from boltgate.errors import (
+    PROBLEM_CONTENT_TYPE,
+    BackendUnavailable,
+    BadGateway,
+    BoltgateError,
+    ValidationFailed,
+    problem_body,
+)
 from boltgate.kit.crypto import SecretBox, derive_key
 from boltgate.kit.netguard import guarded_session, parse_networks, webhook_client
 from boltgate.l402.guard import PaymentRequired
 from boltgate.l402.store import Keys, SecretStore
-from boltgate.lightning.base import LightningBackend
-from boltgate.lightning.devnode import DevNode
+from boltgate.lightning.base import (
+    LightningBackend,
+    LightningError,
+    LightningRejected,
+    LightningUnavailable,
+    LightningUnsupported,
+)
+from boltgate.lightning.failover import FailoverBackend
+from boltgate.lightning.registry import BackendEnv, open_backend
 from boltgate.ops import openapi
 from boltgate.ops.logging import configure as configure_logging
 from boltgate.ops.middleware import RequestMiddleware
@@ -52,12 +66,19 @@ log = structlog.get_logger(__name__)
 
 
 def build_backend(settings: Settings) -> LightningBackend:
-    return DevNode(
-        settings.data_dir / "devnode",
+    """The configured backend (with its failover partner). Opening makes no network call: a
+    backend that is down at start leaves the gateway running, not ready, answering 503."""
+    env = BackendEnv(
+        data_dir=settings.data_dir,
         network=settings.network,
         min_final_cltv_expiry=settings.min_final_cltv_expiry,
         poll_interval=settings.settlement_poll_interval_seconds,
+        dev_mode=settings.is_dev,
     )
+    primary = open_backend(settings.lightning_url.get_secret_value(), env)
+    if settings.lightning_failover_url is None:
+        return primary
+    return FailoverBackend(primary, open_backend(settings.lightning_failover_url.get_secret_value(), env))
 
 
 def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
@@ -89,7 +110,10 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
     )
     return [
         asyncio.create_task(worker.run(), name="webhooks"),
-        asyncio.create_task(tasks.watch_settlements(ctx.db, ctx.backend, ctx.clock), name="watcher"),
+        asyncio.create_task(
+            tasks.watch_settlements(ctx.db, ctx.backend, ctx.clock, poll_interval=s.settlement_poll_seconds),
+            name="watcher",
+        ),
         asyncio.create_task(
             tasks.every(s.reconcile_interval_seconds, "reconcile", reconcile), name="reconciler"
         ),
@@ -205,6 +229,26 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def lightning_problem(exc: LightningError) -> BoltgateError:
+    """A backend failure as the client sees it: 503 with Retry-After while the backend is
+    unavailable, 502 when it refused or answered nonsense (the operator must act)."""
+    if isinstance(exc, LightningUnavailable):
+        return BackendUnavailable(
+            f"the Lightning backend is unavailable ({exc}); try again shortly", headers={"Retry-After": "5"}
+        )
+    if isinstance(exc, LightningRejected):
+        return BadGateway(
+            f"the Lightning backend refused the request ({exc})", code="lightning_backend_rejected"
+        )
+    if isinstance(exc, LightningUnsupported):
+        return BadGateway(
+            f"the Lightning backend cannot do this ({exc})", code="lightning_backend_unsupported"
+        )
+    return BadGateway(
+        f"the Lightning backend gave an unusable answer ({exc})", code="lightning_backend_invalid"
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_boltgate(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BoltgateError)
@@ -240,12 +284,18 @@ def install_error_handlers(app: FastAPI) -> None:
         body = problem_body(500, "internal_error", "Internal error", "An unexpected error occurred")
         return Response(orjson.dumps(body), status_code=500, media_type=PROBLEM_CONTENT_TYPE)
 
+    async def on_lightning(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LightningError)
+        log.warning("lightning_backend_error", backend=exc.backend, kind=type(exc).__name__, error=str(exc))
+        return _problem(lightning_problem(exc))
+
     async def on_payment_required(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PaymentRequired)
         return exc.response
 
     app.add_exception_handler(PaymentRequired, on_payment_required)
     app.add_exception_handler(BoltgateError, on_boltgate)
+    app.add_exception_handler(LightningError, on_lightning)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_crash)

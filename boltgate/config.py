@@ -10,8 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from boltgate.lightning import connection
 
 DEV_SECRET_KEY = "boltgate-dev-secret-key-do-not-use-in-production"
 
@@ -62,7 +64,17 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = Field(
         None, description="operator key for POST /api/admin/merchants (X-Admin-Key); unset disables it"
     )
-    lightning_backend: Literal["dev"] = Field("dev", description="Lightning backend: dev (built-in node)")
+    lightning_url: SecretStr = Field(
+        SecretStr("dev://"),
+        description="the Lightning node or wallet, as a connection URL: dev://, lnd-rest://, clnrest://, "
+        "cln-rpc://, phoenixd://, lnbits://, nostr+walletconnect://, opennode://, strike:// "
+        "(docs/backends/); secrets in it are never shown",
+    )
+    lightning_failover_url: SecretStr | None = Field(
+        None,
+        description="optional second backend: takes new invoices while the first is down "
+        "(settlements are watched on both)",
+    )
     network: Network = Field("regtest", description="Bitcoin network of the invoices (regtest => lnbcrt)")
     dev_endpoints: bool = Field(True, description="expose /api/dev/* helpers (dev mode only)")
     invoice_expiry_seconds: int = Field(900, ge=60, le=7 * 86400, description="lifetime of a payment")
@@ -94,6 +106,12 @@ class Settings(BaseSettings):
     expiry_sweep_interval_seconds: float = Field(5, gt=0, description="how often expired payments are marked")
     settlement_poll_interval_seconds: float = Field(
         0.25, gt=0, description="dev node: how often the settlement stream polls for settlements"
+    )
+    settlement_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=300,
+        description="backends without push (custodial APIs): how often open payments are asked about",
     )
     rate_limit: str = Field("100/second", description="per API key (or client IP) request limit")
     buy_rate_limit: str = Field(
@@ -322,8 +340,31 @@ class Settings(BaseSettings):
         return self.mode == "dev"
 
     @property
+    def lightning_backend(self) -> str:
+        """The kind of the Lightning backend (``dev``, ``lnd-rest``…), never its secrets."""
+        return connection.parse(self.lightning_url.get_secret_value()).kind
+
+    @property
+    def lightning_failover_backend(self) -> str | None:
+        url = self.lightning_failover_url
+        return None if url is None else connection.parse(url.get_secret_value()).kind
+
+    @property
     def webhooks_may_reach_private(self) -> bool:
         return self.is_dev if self.webhook_allow_private is None else self.webhook_allow_private
+
+    @field_validator("lightning_url", "lightning_failover_url")
+    @classmethod
+    def _connection_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return None
+        if not value.get_secret_value().strip() and info.field_name == "lightning_failover_url":
+            return None  # set but empty: no failover
+        try:
+            connection.parse(value.get_secret_value())
+        except connection.ConnectionUrlError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     def check_production(self) -> None:
         """Refuse to run outside dev mode with anything meant for development only."""
@@ -333,8 +374,8 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value()
         if secret == DEV_SECRET_KEY or len(secret) < 32:
             problems.append("BOLTGATE_SECRET_KEY must be set to a random value of at least 32 characters")
-        if self.lightning_backend == "dev":
-            problems.append("BOLTGATE_LIGHTNING_BACKEND=dev (the built-in dev node) is for dev mode only")
+        if self.lightning_backend == "dev" or self.lightning_failover_backend == "dev":
+            problems.append("dev:// (the built-in dev node) is for dev mode only (BOLTGATE_LIGHTNING_URL)")
         if "fixed" in self.rate_providers:
             problems.append("the fixed rate provider is for dev mode only (BOLTGATE_RATE_PROVIDERS)")
         if not self.shopify_api_base.startswith("https://"):

@@ -144,7 +144,9 @@ class LightningBackend(Protocol):
     async def pay_invoice(
         self, bolt11: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
     ) -> PaymentResult:
-        """Pay once. A transport failure after the request may have left is UNKNOWN, not an error."""
+        """Pay once. A transport failure after the request may have left is UNKNOWN, not an error.
+        ``max_fee_msat`` caps the routing fee; 0 means the caller gave no cap and the backend's own
+        default limit applies (backends that cannot cap fees say so in their docs)."""
         ...
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -11,6 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from boltgate.errors import ServiceUnavailable
+from boltgate.lightning.base import LightningError
+from boltgate.lightning.failover import FailoverBackend
 from boltgate.web import Ctx, json_response, problems
 
 router = APIRouter(tags=["operations"])
@@ -20,11 +23,19 @@ class Health(BaseModel):
     status: str
 
 
+class Failover(BaseModel):
+    active: str  # primary | secondary
+    primary: str
+    secondary: str
+    switches: int
+
+
 class Ready(BaseModel):
     status: str
     database: str
     lightning: str
     nodePubkey: str
+    failover: Failover | None = None
 
 
 @router.get("/healthz", response_model=Health)
@@ -45,13 +56,22 @@ async def readyz(ctx: Ctx) -> Response:
     try:
         async with asyncio.timeout(5):
             info = await ctx.backend.node_info()
-    except Exception as exc:
+    except (TimeoutError, LightningError) as exc:
+        reason = "no answer in 5 s" if isinstance(exc, TimeoutError) else str(exc)
         raise ServiceUnavailable(
-            "the Lightning backend does not answer", code="lightning_backend_unavailable"
+            f"the Lightning backend does not answer ({reason})",
+            code="lightning_backend_unavailable",
+            headers={"Retry-After": "5"},
         ) from exc
-    return json_response(
-        {"status": "ready", "database": ctx.db.dialect, "lightning": info.backend, "nodePubkey": info.pubkey}
-    )
+    body: dict[str, Any] = {
+        "status": "ready",
+        "database": ctx.db.dialect,
+        "lightning": info.backend,
+        "nodePubkey": info.pubkey,
+    }
+    if isinstance(ctx.backend, FailoverBackend):  # after node_info: the switch it may have made
+        body["failover"] = ctx.backend.status()
+    return json_response(body)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -145,26 +145,32 @@ async def mark_expired(session: AsyncSession, payment_id: str, now: datetime) ->
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def due_for_expiry(session: AsyncSession, now: datetime, limit: int) -> Sequence[tuple[str, str]]:
+async def due_for_expiry(session: AsyncSession, now: datetime, limit: int) -> Sequence[tuple[str, str, str]]:
+    """(id, payment hash, backend invoice id) of unpaid payments past their expiry."""
     stmt = (
-        select(Payment.id, Payment.payment_hash)
+        select(Payment.id, Payment.payment_hash, Payment.backend_invoice_id)
         .where(Payment.status == "unpaid", Payment.expires_at <= now)
         .order_by(Payment.expires_at)
         .limit(limit)
     )
-    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
 
 
 async def open_for_reconcile(
     session: AsyncSession, status: str, expired_since: datetime, after_id: str, limit: int
-) -> Sequence[tuple[str, str]]:
+) -> Sequence[tuple[str, str, str]]:
     """A page of ``unpaid`` payments, or of those ``expired`` since ``expired_since`` (a late
-    settlement still counts), ordered by id for keyset paging."""
+    settlement still counts), ordered by id for keyset paging: (id, payment hash, backend id)."""
     conditions = [Payment.status == status, Payment.id > after_id]
     if status == "expired":
         conditions.append(Payment.expired_at >= expired_since)
-    stmt = select(Payment.id, Payment.payment_hash).where(*conditions).order_by(Payment.id).limit(limit)
-    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+    stmt = (
+        select(Payment.id, Payment.payment_hash, Payment.backend_invoice_id)
+        .where(*conditions)
+        .order_by(Payment.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
 
 
 async def hash_of(session: AsyncSession, payment_id: str) -> str | None:

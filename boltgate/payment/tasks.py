@@ -1,73 +1,158 @@
-"""Background work of the settlement path: the watcher, the expiry sweeper and the reconciler.
+"""Background work of the settlement path: the watcher, the poller, the expiry sweeper and the
+reconciler.
 
-- The **watcher** follows the backend's settlement stream from a persisted cursor and marks
-  payments paid. It is idempotent (conditional updates), so a replay after a crash is harmless.
+- The **watcher** follows each backend's settlement stream and marks payments paid. Where the
+  backend numbers its settlements (``resumable``) it resumes from a persisted cursor; where it
+  does not, every (re)connection is followed by a catch-up that asks about the open payments, so
+  what was settled while the stream was down is found. A dropped stream is reconnected with
+  backoff (0.5 s doubling to 30 s). Marking paid is idempotent (conditional updates), so a replay
+  or two watchers on two replicas never credit a payment twice.
+- The **poller** replaces the watcher on a backend without any push (custodial APIs): it asks
+  about the open payments every few seconds.
 - The **sweeper** expires unpaid payments past their expiry, asking the backend first: a payment
-  settled in its last second is marked paid, not expired.
+  settled in its last second is marked paid, not expired. While the backend cannot answer,
+  nothing is expired.
 - The **reconciler** runs at start-up and every N seconds, asks the backend about every open (and
-  recently expired) payment, and repairs anything the stream missed (a crash, a dropped stream,
-  a settlement made while the gateway was stopped).
+  recently expired) payment, and repairs anything the stream missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
 
 from boltgate.db.engine import Database
 from boltgate.kit.clock import Clock
-from boltgate.lightning.base import InvoiceStatus, LightningBackend, Settlement
+from boltgate.lightning.base import (
+    InvoiceStatus,
+    LightningBackend,
+    LightningError,
+    LightningUnsupported,
+    Settlement,
+)
 from boltgate.payment import repository, service
 from boltgate.worker import cursors
 
 log = structlog.get_logger(__name__)
 LATE_SETTLEMENT_WINDOW = timedelta(hours=24)
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+STABLE_SECONDS = 60.0  # a stream up this long resets the backoff
+CATCH_UP_DELAY = 1.0  # after a (re)connection of a stream without indexes
 
 
-async def record_settlement(db: Database, settlement: Settlement, cursor: str, clock: Clock) -> bool:
+async def record_settlement(db: Database, settlement: Settlement, cursor: str | None, clock: Clock) -> bool:
     """Apply one settlement and move the stream cursor past it, in one transaction."""
     async with db.writing() as session:
         result = await service.apply_settlement(
             session, settlement.payment_hash, settlement.amount_received_msat, settlement.settled_at, clock()
         )
-        await cursors.advance(session, cursor, settlement.settle_index)
+        if cursor is not None and settlement.settle_index > 0:
+            await cursors.advance(session, cursor, settlement.settle_index)
     return result is not None
 
 
-async def watch_settlements(db: Database, backend: LightningBackend, clock: Clock) -> None:
-    """Follow the settlement stream forever, resuming from the stored cursor (one per node)."""
+def legs_of(backend: LightningBackend) -> tuple[LightningBackend, ...]:
+    """The backends to watch: both of a failover pair, else the backend itself."""
+    legs = getattr(backend, "legs", None)
+    return tuple(legs) if legs else (backend,)
+
+
+async def watch_settlements(
+    db: Database, backend: LightningBackend, clock: Clock, *, poll_interval: float = 2.0
+) -> None:
+    """Watch every leg of ``backend`` forever (a stream each, or polling where there is none)."""
+    await asyncio.gather(*(watch_leg(db, leg, backend, clock, poll_interval) for leg in legs_of(backend)))
+
+
+async def watch_leg(
+    db: Database, leg: LightningBackend, top: LightningBackend, clock: Clock, poll_interval: float
+) -> None:
+    """Follow one backend's settlements; ``top`` is the backend payments are looked up through."""
+    delay = BACKOFF_FIRST
+    while True:
+        started = time.monotonic()
+        catch_up: asyncio.Task[int] | None = None
+        try:
+            info = await leg.node_info()
+            name = cursor_name(info.backend, info.pubkey) if leg.resumable else None
+            after = 0
+            if name is not None:
+                async with db.reading() as session:
+                    after = await cursors.get(session, name)
+            else:
+                catch_up = asyncio.create_task(_later(CATCH_UP_DELAY, lambda: poll_open(db, top, clock)))
+            async for settlement in leg.settlements(after):
+                await record_settlement(db, settlement, name, clock)
+            raise LightningError("the settlement stream ended", backend=leg.name)
+        except asyncio.CancelledError:
+            raise
+        except LightningUnsupported:
+            log.info("settlements_polled", backend=leg.name, every_seconds=poll_interval)
+            await poll_forever(db, top, clock, poll_interval)
+        except LightningError as exc:
+            if time.monotonic() - started > STABLE_SECONDS:
+                delay = BACKOFF_FIRST
+            log.warning("settlement_stream_dropped", backend=leg.name, error=str(exc), retry_in=delay)
+        except Exception:
+            log.exception("settlement_stream_failed", backend=leg.name)
+        finally:
+            if catch_up is not None and not catch_up.done():
+                catch_up.cancel()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX)
+
+
+async def _later(seconds: float, job: Callable[[], Awaitable[int]]) -> int:
+    await asyncio.sleep(seconds)
+    return await job()
+
+
+async def poll_forever(db: Database, backend: LightningBackend, clock: Clock, interval: float) -> None:
     while True:
         try:
-            info = await backend.node_info()
-            name = cursor_name(info.backend, info.pubkey)
-            async with db.reading() as session:
-                after = await cursors.get(session, name)
-            async for settlement in backend.settlements(after):
-                await record_settlement(db, settlement, name, clock)
+            await poll_open(db, backend, clock)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("settlement_stream_failed")
-            await asyncio.sleep(1.0)
+            log.exception("settlement_poll_failed", backend=backend.name)
+        await asyncio.sleep(interval)
 
 
 def cursor_name(backend: str, pubkey: str) -> str:
     return f"settle_index:{backend}:{pubkey}"
 
 
+async def poll_open(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
+    """Ask the backend about the unpaid payments; returns how many were found paid."""
+    return await _reconcile(db, backend, clock, ("unpaid",), batch)
+
+
 async def reconcile_once(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
-    """Ask the backend about every open payment; returns how many were found paid."""
+    """Ask the backend about every open (and recently expired) payment; returns how many were
+    found paid."""
+    return await _reconcile(db, backend, clock, ("unpaid", "expired"), batch)
+
+
+async def _reconcile(
+    db: Database, backend: LightningBackend, clock: Clock, statuses: tuple[str, ...], batch: int
+) -> int:
     repaired = 0
     since = clock() - LATE_SETTLEMENT_WINDOW
-    for status in ("unpaid", "expired"):
+    for status in statuses:
         after = ""
         while True:
             async with db.reading() as session:
                 page = await repository.open_for_reconcile(session, status, since, after, batch)
-            for _id, payment_hash in page:
-                state = await backend.lookup_invoice(payment_hash)
+            for _id, payment_hash, backend_id in page:
+                try:
+                    state = await backend.lookup_invoice(payment_hash, backend_invoice_id=backend_id)
+                except LightningError as exc:
+                    log.warning("reconcile_interrupted", backend=backend.name, error=str(exc))
+                    return repaired
                 if state.status is InvoiceStatus.SETTLED and state.settled_at is not None:
                     async with db.writing() as session:
                         result = await service.apply_settlement(
@@ -78,18 +163,23 @@ async def reconcile_once(db: Database, backend: LightningBackend, clock: Clock, 
                 break
             after = page[-1][0]
     if repaired:
-        log.info("reconciled", repaired=repaired)
+        log.info("reconciled", repaired=repaired, backend=backend.name)
     return repaired
 
 
 async def expire_due(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
-    """Expire unpaid payments past their expiry (checking the backend for a last-second payment)."""
+    """Expire unpaid payments past their expiry (checking the backend for a last-second payment;
+    nothing is expired while the backend cannot answer)."""
     expired = 0
     while True:
         async with db.reading() as session:
             due = await repository.due_for_expiry(session, clock(), batch)
-        for _id, payment_hash in due:
-            state = await backend.lookup_invoice(payment_hash)
+        for _id, payment_hash, backend_id in due:
+            try:
+                state = await backend.lookup_invoice(payment_hash, backend_invoice_id=backend_id)
+            except LightningError as exc:
+                log.warning("expiry_postponed", backend=backend.name, error=str(exc))
+                return expired
             async with db.writing() as session:
                 if state.status is InvoiceStatus.SETTLED and state.settled_at is not None:
                     await service.apply_settlement(

@@ -35,6 +35,10 @@ import coincurve
 from boltgate.lightning import bolt11
 from boltgate.lightning.base import LightningBackend
 
+# payment hash (hex) -> preimage (hex) of every foreign invoice made here: a fake paying one of
+# them looks its preimage up (a real network would learn it from the payee)
+PREIMAGES: dict[str, str] = {}
+
 FAULTS = ("ok", "refused", "error5xx", "slow", "garbage", "wrong_amount")
 OUTCOMES = ("settled", "failed", "pending", "drop")
 
@@ -67,10 +71,12 @@ def foreign_invoice(
 ) -> tuple[str, str]:
     """A real signed invoice of another node, to be paid by the backend: (bolt11, preimage hex)."""
     preimage = secrets.token_bytes(32)
+    payment_hash = hashlib.sha256(preimage).digest()
+    PREIMAGES[payment_hash.hex()] = preimage.hex()
     invoice = bolt11.encode(
         private_key=coincurve.PrivateKey(),
         currency=bolt11.NETWORK_PREFIXES[network],
-        payment_hash=hashlib.sha256(preimage).digest(),
+        payment_hash=payment_hash,
         payment_secret=secrets.token_bytes(32),
         amount_msat=amount_msat,
         timestamp=int(time.time()),
