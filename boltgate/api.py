@@ -14,6 +14,7 @@ from boltgate.config import Settings
 from boltgate.l402 import content as l402_content
 from boltgate.l402 import endpoints as l402_endpoints
 from boltgate.lightning import endpoints as dev_endpoints
+from boltgate.merchant import backend_endpoints as merchant_backend_endpoints
 from boltgate.merchant import endpoints as merchant_endpoints
 from boltgate.ops import endpoints as ops_endpoints
 from boltgate.payment import endpoints as payment_endpoints
@@ -46,6 +47,7 @@ def mount(app: FastAPI, settings: Settings) -> None:
     app.include_router(shopify_store_endpoints.router)  # /api/shopify/stores… before /api/shopify/{slug}…
     app.include_router(shopify_endpoints.router)
     app.include_router(merchant_endpoints.router)
+    app.include_router(merchant_backend_endpoints.router)
     app.include_router(rate_endpoints.router)
     app.include_router(ops_endpoints.router)
     if settings.is_dev and settings.dev_endpoints and settings.lightning_backend == "dev":

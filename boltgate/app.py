@@ -47,6 +47,7 @@ from boltgate.lightning.base import (
 )
 from boltgate.lightning.failover import FailoverBackend
 from boltgate.lightning.registry import BackendEnv, open_backend
+from boltgate.merchant.backends import BackendPool, merchant_env
 from boltgate.ops import openapi
 from boltgate.ops.logging import configure as configure_logging
 from boltgate.ops.middleware import RequestMiddleware
@@ -65,16 +66,20 @@ from boltgate.webhook.feed import EventFeed
 log = structlog.get_logger(__name__)
 
 
-def build_backend(settings: Settings) -> LightningBackend:
-    """The configured backend (with its failover partner). Opening makes no network call: a
-    backend that is down at start leaves the gateway running, not ready, answering 503."""
-    env = BackendEnv(
+def backend_env(settings: Settings) -> BackendEnv:
+    return BackendEnv(
         data_dir=settings.data_dir,
         network=settings.network,
         min_final_cltv_expiry=settings.min_final_cltv_expiry,
         poll_interval=settings.settlement_poll_interval_seconds,
         dev_mode=settings.is_dev,
     )
+
+
+def build_backend(settings: Settings) -> LightningBackend:
+    """The configured backend (with its failover partner). Opening makes no network call: a
+    backend that is down at start leaves the gateway running, not ready, answering 503."""
+    env = backend_env(settings)
     primary = open_backend(settings.lightning_url.get_secret_value(), env)
     if settings.lightning_failover_url is None:
         return primary
@@ -86,10 +91,10 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
     s = ctx.settings
 
     async def reconcile() -> None:
-        await tasks.reconcile_once(ctx.db, ctx.backend, ctx.clock)
+        await tasks.reconcile_once(ctx.db, ctx.backend, ctx.clock, resolve=ctx.backends.get)
 
     async def sweep() -> None:
-        await tasks.expire_due(ctx.db, ctx.backend, ctx.clock)
+        await tasks.expire_due(ctx.db, ctx.backend, ctx.clock, resolve=ctx.backends.get)
 
     async def forget_challenges() -> None:
         async with ctx.db.writing() as session:
@@ -113,6 +118,17 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
         asyncio.create_task(
             tasks.watch_settlements(ctx.db, ctx.backend, ctx.clock, poll_interval=s.settlement_poll_seconds),
             name="watcher",
+        ),
+        asyncio.create_task(
+            tasks.watch_merchant_backends(
+                ctx.db,
+                ctx.backends.get,
+                ctx.clock,
+                poll_interval=s.settlement_poll_seconds,
+                wake=ctx.backends.wake,
+                watched=ctx.backends.watched,
+            ),
+            name="merchant-watchers",
         ),
         asyncio.create_task(
             tasks.every(s.reconcile_interval_seconds, "reconcile", reconcile), name="reconciler"
@@ -144,6 +160,12 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         settings=settings,
         db=db,
         backend=backend,
+        backends=BackendPool(
+            backend,
+            db,
+            SecretBox(secret, "merchant-backends"),
+            merchant_env(backend_env(settings), networks, settings.webhooks_may_reach_private),
+        ),
         rates=rates,
         limiter=RateLimiter(settings.rate_limit, settings.redis_url),
         http=http,
@@ -199,6 +221,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         await ctx.proxy_http.close()
         await ctx.webhook_http.aclose()
         await rates.aclose()
+        await ctx.backends.close()
         await backend.close()
         await http.aclose()
         await db.dispose()

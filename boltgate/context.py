@@ -18,6 +18,7 @@ from boltgate.kit.netguard import Network
 from boltgate.l402.store import Keys
 from boltgate.lightning.base import LightningBackend
 from boltgate.merchant.auth import KeyCache
+from boltgate.merchant.backends import BackendPool
 from boltgate.ops.ratelimit import RateLimiter
 from boltgate.proxy.directory import Directory
 from boltgate.proxy.usage import Usage
@@ -30,7 +31,8 @@ from boltgate.webhook.feed import EventFeed
 class Context:
     settings: Settings
     db: Database
-    backend: LightningBackend
+    backend: LightningBackend  # the gateway's own (with its failover partner)
+    backends: BackendPool  # the gateway's and the merchants' own, by payments.backend_ref
     rates: RateService
     limiter: RateLimiter
     http: httpx.AsyncClient

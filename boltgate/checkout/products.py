@@ -131,14 +131,16 @@ async def buy(ctx: Context, product: Product) -> PaymentView:
         cancelUrl=product.cancel_url,
         metadata={"productId": product.id, "source": "buy_link"},
     )
+    backend, backend_ref = await ctx.backends.for_merchant(product.merchant_id)
     payment, _ = await payment_service.create_payment(
         ctx.db,
-        ctx.backend,
+        backend,
         ctx.rates,
         ctx.settings,
         product.merchant_id,
         body,
         idempotency_key=None,
         clock=ctx.clock,
+        backend_ref=backend_ref,
     )
     return payment

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import Iterable
 
@@ -100,11 +101,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, networks: tuple[Network, ...], limits: httpx.Limits) -> None:
+    def __init__(
+        self, networks: tuple[Network, ...], limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(trust_env=False, limits=limits)
         # The same pool httpx builds, with the checking network backend.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -140,7 +140,10 @@ async def mint(
                 return await _issued(ctx, keys, existing, reused=True)
             except LookupError:
                 pass  # its root key was revoked: mint a new one
-    invoice = await ctx.backend.create_invoice(
+    backend = ctx.backend
+    if offer.merchant_id is not None:  # a merchant's challenge: paid to its own wallet when it has one
+        backend, _ref = await ctx.backends.for_merchant(offer.merchant_id)
+    invoice = await backend.create_invoice(
         amount_msat=offer.amount_sats * 1000,
         description=(offer.description or offer.resource)[:200],
         description_hash=None,

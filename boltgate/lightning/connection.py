@@ -22,6 +22,7 @@ is shown: :func:`redact` is the only way a connection URL reaches a log line or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 KINDS = {
@@ -56,6 +57,9 @@ class Connection:
     password: str | None = field(repr=False)
     params: dict[str, list[str]] = field(repr=False)
     url: str = field(repr=False)
+    # Networks besides the public internet this connection may reach, checked at every connection
+    # (boltgate.kit.netguard); None: unrestricted (a backend the operator configured).
+    guard: tuple[IPv4Network | IPv6Network, ...] | None = field(default=None, repr=False)
 
     def param(self, name: str, default: str | None = None) -> str | None:
         values = self.params.get(name)

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
+from boltgate.kit.netguard import AddressNotAllowed, GuardedTransport
 from boltgate.lightning.base import (
     LightningProtocolError,
     LightningRejected,
@@ -82,14 +83,20 @@ def client(
 ) -> httpx.AsyncClient:
     """A pooled client for this backend: ``cert=`` pinned, ``timeout=`` applied, no redirects."""
     verify = tls_context(connection.kind, connection.param("cert")) if connection.tls else False
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+    transport = None
+    if connection.guard is not None:  # a merchant's backend: every connection's address is checked
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(trust_env=False)
+        transport = GuardedTransport(connection.guard, limits, context)
     return httpx.AsyncClient(
         verify=verify,
         timeout=httpx.Timeout(connection.timeout),
         headers=headers or {},
         auth=auth,
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        limits=limits,
         trust_env=False,
+        transport=transport,
     )
 
 
@@ -97,6 +104,8 @@ def transport_error(kind: str, exc: Exception) -> Exception:
     """The error-tree exception for a transport failure (the caller raises it ``from None``)."""
     if isinstance(exc, httpx.TimeoutException):
         return LightningTimeout("no answer in time", backend=kind)
+    if _caused_by(exc, AddressNotAllowed):
+        return LightningRejected("its address is not one the gateway may connect to", backend=kind)
     if _is_certificate_failure(exc):
         return LightningRejected(
             "the TLS certificate presented does not match the configured one (cert=)", backend=kind
@@ -104,6 +113,17 @@ def transport_error(kind: str, exc: Exception) -> Exception:
     if isinstance(exc, httpx.TransportError):
         return LightningUnavailable(f"cannot be reached ({type(exc).__name__})", backend=kind)
     return LightningUnavailable(f"request failed ({type(exc).__name__})", backend=kind)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_certificate_failure(exc: BaseException) -> bool:

@@ -7,7 +7,8 @@ when its kind is used, so a gateway on LND never imports the Nostr stack.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -36,6 +37,10 @@ class BackendEnv:
     min_final_cltv_expiry: int = 18
     poll_interval: float = 0.1  # how often a polling backend looks for settlements (dev node)
     dev_mode: bool = True
+    # A merchant's own backend: the networks besides the public internet it may reach (checked
+    # at each connection); None for the operator's backends, which may be anywhere.
+    guard: tuple[IPv4Network | IPv6Network, ...] | None = None
+    kinds: frozenset[str] | None = None  # the kinds allowed here (None: all)
 
 
 class _Module(Protocol):
@@ -47,6 +52,12 @@ def open_backend(url: str | Connection, env: BackendEnv) -> LightningBackend:
     connection = parse(url) if isinstance(url, str) else url
     if connection.kind == "dev" and not env.dev_mode:
         raise ConnectionUrlError("dev:// (the built-in dev node) is for dev mode only")
+    if env.kinds is not None and connection.kind not in env.kinds:
+        raise ConnectionUrlError(
+            f"{connection.kind} cannot be used here (use one of {', '.join(sorted(env.kinds))})"
+        )
+    if env.guard is not None:
+        connection = replace(connection, guard=env.guard)
     try:
         module = cast(_Module, importlib.import_module(MODULES[connection.kind]))
     except ModuleNotFoundError as exc:  # a kind whose module is not part of this build

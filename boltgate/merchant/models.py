@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from boltgate.db.base import Base, UTCDateTime
@@ -20,6 +20,24 @@ class Merchant(Base):
     # Checkout branding and embedding (shown on the hosted checkout page).
     logo_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     frame_ancestors: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Where its invoices are made: "gateway" (the operator's backend) or a kind of its own
+    # connections (nwc, lnbits, strike, opennode…), see MerchantBackend.
+    payment_provider: Mapped[str] = mapped_column(String(32), default="gateway", server_default="gateway")
+
+
+class MerchantBackend(Base):
+    """A merchant's own wallet or node connection. Rows are never changed: a new connection of a
+    kind retires the previous one, which stays to look up the invoices made through it."""
+
+    __tablename__ = "merchant_backends"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url_sealed: Mapped[str] = mapped_column(Text)  # the connection URL, encrypted (SecretBox)
+    url_shown: Mapped[str] = mapped_column(String(2048))  # the same with its secrets masked
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiKey(Base):

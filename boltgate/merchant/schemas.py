@@ -55,6 +55,9 @@ class MerchantMe(BaseModel):
     checkoutFrameAncestors: list[str] | None = Field(
         description="origins that may embed the checkout page (null: the server's default)"
     )
+    paymentProvider: str = Field(
+        "gateway", description="where invoices are made: gateway, or a connection of yours (nwc…)"
+    )
 
 
 class MerchantUpdate(BaseModel):
@@ -94,6 +97,7 @@ def merchant_out(merchant: Merchant) -> dict[str, object]:
         "createdAt": rfc3339(merchant.created_at),
         "logoUrl": merchant.logo_url,
         "checkoutFrameAncestors": merchant.frame_ancestors,
+        "paymentProvider": merchant.payment_provider or "gateway",
     }
 
 

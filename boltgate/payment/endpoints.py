@@ -35,15 +35,17 @@ async def create_payment(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     body = await read_json(request, PaymentCreate, ctx.settings.max_body_bytes)
+    backend, backend_ref = await ctx.backends.for_merchant(merchant.merchant_id)
     payment, created = await service.create_payment(
         ctx.db,
-        ctx.backend,
+        backend,
         ctx.rates,
         ctx.settings,
         merchant.merchant_id,
         body,
         idempotency_key=idempotency_key,
         clock=ctx.clock,
+        backend_ref=backend_ref,
     )
     headers = {"Location": f"/api/payments/{payment.id}"}
     if not created:

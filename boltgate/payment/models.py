@@ -32,6 +32,8 @@ class Payment(Base):
     payment_hash: Mapped[str] = mapped_column(String(64), unique=True)
     payment_request: Mapped[str] = mapped_column(Text)
     backend_invoice_id: Mapped[str] = mapped_column(String(128))
+    # the merchant's own backend that made the invoice (merchant_backends.id); None: the gateway's
+    backend_ref: Mapped[str | None] = mapped_column(String(32), nullable=True)
     description: Mapped[str | None] = mapped_column(String(500), nullable=True)
     customer_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     customer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)

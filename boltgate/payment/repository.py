@@ -145,32 +145,76 @@ async def mark_expired(session: AsyncSession, payment_id: str, now: datetime) ->
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def due_for_expiry(session: AsyncSession, now: datetime, limit: int) -> Sequence[tuple[str, str, str]]:
-    """(id, payment hash, backend invoice id) of unpaid payments past their expiry."""
+class AnyBackend:
+    """Any backend (no filter on ``backend_ref``)."""
+
+
+ANY_BACKEND = AnyBackend()
+OpenRow = tuple[str, str, str, str | None]  # id, payment hash, backend invoice id, backend ref
+
+
+def _of_backend(ref: str | AnyBackend | None) -> list[Any]:
+    if isinstance(ref, AnyBackend):
+        return []
+    return [Payment.backend_ref.is_(None) if ref is None else Payment.backend_ref == ref]
+
+
+async def due_for_expiry(
+    session: AsyncSession, now: datetime, limit: int, after: tuple[datetime, str] | None = None
+) -> Sequence[tuple[OpenRow, datetime]]:
+    """Unpaid payments past their expiry with that expiry, by expiry then id (``after``: the
+    expiry and id of the last row of the previous page)."""
+    conditions = [Payment.status == "unpaid", Payment.expires_at <= now]
+    if after is not None:
+        conditions.append(
+            (Payment.expires_at > after[0]) | ((Payment.expires_at == after[0]) & (Payment.id > after[1]))
+        )
     stmt = (
-        select(Payment.id, Payment.payment_hash, Payment.backend_invoice_id)
-        .where(Payment.status == "unpaid", Payment.expires_at <= now)
-        .order_by(Payment.expires_at)
+        select(
+            Payment.id,
+            Payment.payment_hash,
+            Payment.backend_invoice_id,
+            Payment.backend_ref,
+            Payment.expires_at,
+        )
+        .where(*conditions)
+        .order_by(Payment.expires_at, Payment.id)
         .limit(limit)
     )
-    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
+    return [((r[0], r[1], r[2], r[3]), r[4]) for r in (await session.execute(stmt)).all()]
+
+
+async def open_backend_refs(session: AsyncSession, since: datetime) -> list[str]:
+    """The merchant backends with unpaid payments expiring after ``since`` (to be watched)."""
+    stmt = (
+        select(Payment.backend_ref)
+        .where(Payment.status == "unpaid", Payment.backend_ref.is_not(None), Payment.expires_at > since)
+        .distinct()
+    )
+    return [str(ref) for ref in (await session.scalars(stmt)).all() if ref is not None]
 
 
 async def open_for_reconcile(
-    session: AsyncSession, status: str, expired_since: datetime, after_id: str, limit: int
-) -> Sequence[tuple[str, str, str]]:
+    session: AsyncSession,
+    status: str,
+    expired_since: datetime,
+    after_id: str,
+    limit: int,
+    *,
+    ref: str | AnyBackend | None = ANY_BACKEND,
+) -> Sequence[OpenRow]:
     """A page of ``unpaid`` payments, or of those ``expired`` since ``expired_since`` (a late
-    settlement still counts), ordered by id for keyset paging: (id, payment hash, backend id)."""
-    conditions = [Payment.status == status, Payment.id > after_id]
+    settlement still counts), ordered by id for keyset paging; ``ref`` keeps those of one backend."""
+    conditions = [Payment.status == status, Payment.id > after_id, *_of_backend(ref)]
     if status == "expired":
         conditions.append(Payment.expired_at >= expired_since)
     stmt = (
-        select(Payment.id, Payment.payment_hash, Payment.backend_invoice_id)
+        select(Payment.id, Payment.payment_hash, Payment.backend_invoice_id, Payment.backend_ref)
         .where(*conditions)
         .order_by(Payment.id)
         .limit(limit)
     )
-    return [(row[0], row[1], row[2]) for row in (await session.execute(stmt)).all()]
+    return [(row[0], row[1], row[2], row[3]) for row in (await session.execute(stmt)).all()]
 
 
 async def hash_of(session: AsyncSession, payment_id: str) -> str | None:

@@ -104,8 +104,10 @@ async def create_payment(
     *,
     idempotency_key: str | None,
     clock: Clock,
+    backend_ref: str | None = None,
 ) -> tuple[PaymentView, bool]:
-    """Create (or return the existing) payment; the flag says whether it is new."""
+    """Create (or return the existing) payment; the flag says whether it is new. ``backend`` makes
+    the invoice; ``backend_ref`` names it when it is the merchant's own (merchant_backends.id)."""
     fingerprint = body.fingerprint()
     async with db.read_connection() as conn:
         existing = await _existing(conn, merchant_id, body, fingerprint, idempotency_key)
@@ -137,6 +139,7 @@ async def create_payment(
         payment_hash=invoice.payment_hash,
         payment_request=invoice.payment_request,
         backend_invoice_id=invoice.backend_invoice_id,
+        backend_ref=backend_ref,
         description=body.description,
         customer_email=body.customerEmail,
         customer_name=body.customerName,

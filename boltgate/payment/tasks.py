@@ -19,9 +19,10 @@ reconciler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -55,6 +56,9 @@ async def record_settlement(db: Database, settlement: Settlement, cursor: str | 
     return result is not None
 
 
+Resolve = Callable[[str | None], Awaitable[LightningBackend]]
+
+
 def legs_of(backend: LightningBackend) -> tuple[LightningBackend, ...]:
     """The backends to watch: both of a failover pair, else the backend itself."""
     legs = getattr(backend, "legs", None)
@@ -64,14 +68,68 @@ def legs_of(backend: LightningBackend) -> tuple[LightningBackend, ...]:
 async def watch_settlements(
     db: Database, backend: LightningBackend, clock: Clock, *, poll_interval: float = 2.0
 ) -> None:
-    """Watch every leg of ``backend`` forever (a stream each, or polling where there is none)."""
-    await asyncio.gather(*(watch_leg(db, leg, backend, clock, poll_interval) for leg in legs_of(backend)))
+    """Watch every leg of the gateway's ``backend`` forever (a stream each, or polling where
+    there is none); its payments are those without a merchant backend."""
+    await asyncio.gather(
+        *(watch_leg(db, leg, backend, clock, poll_interval, ref=None) for leg in legs_of(backend))
+    )
+
+
+async def watch_merchant_backends(
+    db: Database,
+    resolve: Resolve,
+    clock: Clock,
+    *,
+    poll_interval: float = 2.0,
+    every_seconds: float = 15.0,
+    wake: asyncio.Event | None = None,
+    watched: set[str] | None = None,
+) -> None:
+    """Watch the merchants' own backends that have open payments (a watcher each, started when a
+    payment is made on it and stopped when none is open any more). ``wake`` set: look now (a
+    payment was just made on a backend not watched yet); ``watched`` is kept up to date."""
+    watching: dict[str, asyncio.Task[None]] = {}
+    wake = wake or asyncio.Event()
+    try:
+        while True:
+            try:
+                async with db.reading() as session:
+                    refs = set(await repository.open_backend_refs(session, clock() - timedelta(minutes=10)))
+                for ref in refs - watching.keys():
+                    leg = await resolve(ref)
+                    watching[ref] = asyncio.create_task(
+                        watch_leg(db, leg, leg, clock, poll_interval, ref=ref), name=f"watcher-{ref}"
+                    )
+                for ref in watching.keys() - refs:
+                    watching.pop(ref).cancel()
+                if watched is not None:
+                    watched.clear()
+                    watched.update(watching)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("merchant_watchers_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), every_seconds)
+            if wake.is_set():
+                wake.clear()
+                await asyncio.sleep(0.5)  # the payment that woke us is committed by then
+    finally:
+        for task in watching.values():
+            task.cancel()
 
 
 async def watch_leg(
-    db: Database, leg: LightningBackend, top: LightningBackend, clock: Clock, poll_interval: float
+    db: Database,
+    leg: LightningBackend,
+    top: LightningBackend,
+    clock: Clock,
+    poll_interval: float,
+    *,
+    ref: str | None = None,
 ) -> None:
-    """Follow one backend's settlements; ``top`` is the backend payments are looked up through."""
+    """Follow one backend's settlements. ``top`` is the backend the payments of ``ref`` (None:
+    the gateway's) are looked up through when catching up or polling."""
     delay = BACKOFF_FIRST
     while True:
         started = time.monotonic()
@@ -84,7 +142,9 @@ async def watch_leg(
                 async with db.reading() as session:
                     after = await cursors.get(session, name)
             else:
-                catch_up = asyncio.create_task(_later(CATCH_UP_DELAY, lambda: poll_open(db, top, clock)))
+                catch_up = asyncio.create_task(
+                    _later(CATCH_UP_DELAY, lambda: poll_open(db, top, clock, ref=ref))
+                )
             async for settlement in leg.settlements(after):
                 await record_settlement(db, settlement, name, clock)
             raise LightningError("the settlement stream ended", backend=leg.name)
@@ -92,7 +152,7 @@ async def watch_leg(
             raise
         except LightningUnsupported:
             log.info("settlements_polled", backend=leg.name, every_seconds=poll_interval)
-            await poll_forever(db, top, clock, poll_interval)
+            await poll_forever(db, top, clock, poll_interval, ref=ref)
         except LightningError as exc:
             if time.monotonic() - started > STABLE_SECONDS:
                 delay = BACKOFF_FIRST
@@ -111,10 +171,12 @@ async def _later(seconds: float, job: Callable[[], Awaitable[int]]) -> int:
     return await job()
 
 
-async def poll_forever(db: Database, backend: LightningBackend, clock: Clock, interval: float) -> None:
+async def poll_forever(
+    db: Database, backend: LightningBackend, clock: Clock, interval: float, *, ref: str | None = None
+) -> None:
     while True:
         try:
-            await poll_open(db, backend, clock)
+            await poll_open(db, backend, clock, ref=ref)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -126,33 +188,62 @@ def cursor_name(backend: str, pubkey: str) -> str:
     return f"settle_index:{backend}:{pubkey}"
 
 
-async def poll_open(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
-    """Ask the backend about the unpaid payments; returns how many were found paid."""
-    return await _reconcile(db, backend, clock, ("unpaid",), batch)
+async def poll_open(
+    db: Database, backend: LightningBackend, clock: Clock, batch: int = 200, *, ref: str | None = None
+) -> int:
+    """Ask ``backend`` about the unpaid payments of ``ref`` (None: the gateway's own)."""
+    return await _reconcile(db, _only(backend), clock, ("unpaid",), batch, ref=ref)
 
 
-async def reconcile_once(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
-    """Ask the backend about every open (and recently expired) payment; returns how many were
-    found paid."""
-    return await _reconcile(db, backend, clock, ("unpaid", "expired"), batch)
+async def reconcile_once(
+    db: Database, backend: LightningBackend, clock: Clock, batch: int = 200, *, resolve: Resolve | None = None
+) -> int:
+    """Ask about every open (and recently expired) payment, each through the backend that made
+    it; returns how many were found paid. A backend that fails is skipped for this pass."""
+    return await _reconcile(db, resolve or _only(backend), clock, ("unpaid", "expired"), batch)
+
+
+def _only(backend: LightningBackend) -> Resolve:
+    async def resolve(_ref: str | None) -> LightningBackend:
+        return backend
+
+    return resolve
 
 
 async def _reconcile(
-    db: Database, backend: LightningBackend, clock: Clock, statuses: tuple[str, ...], batch: int
+    db: Database,
+    resolve: Resolve,
+    clock: Clock,
+    statuses: tuple[str, ...],
+    batch: int,
+    *,
+    ref: str | repository.AnyBackend | None = repository.ANY_BACKEND,
 ) -> int:
     repaired = 0
+    failing: set[str | None] = set()
     since = clock() - LATE_SETTLEMENT_WINDOW
     for status in statuses:
         after = ""
         while True:
             async with db.reading() as session:
-                page = await repository.open_for_reconcile(session, status, since, after, batch)
-            for _id, payment_hash, backend_id in page:
+                page = await repository.open_for_reconcile(
+                    session,
+                    status,
+                    since,
+                    after,
+                    batch,
+                    ref=ref,
+                )
+            for _id, payment_hash, backend_id, row_ref in page:
+                if row_ref in failing:
+                    continue
                 try:
+                    backend = await resolve(row_ref)
                     state = await backend.lookup_invoice(payment_hash, backend_invoice_id=backend_id)
                 except LightningError as exc:
-                    log.warning("reconcile_interrupted", backend=backend.name, error=str(exc))
-                    return repaired
+                    failing.add(row_ref)
+                    log.warning("reconcile_skipped_backend", backend=exc.backend, ref=row_ref, error=str(exc))
+                    continue
                 if state.status is InvoiceStatus.SETTLED and state.settled_at is not None:
                     async with db.writing() as session:
                         result = await service.apply_settlement(
@@ -163,23 +254,35 @@ async def _reconcile(
                 break
             after = page[-1][0]
     if repaired:
-        log.info("reconciled", repaired=repaired, backend=backend.name)
+        log.info("reconciled", repaired=repaired)
     return repaired
 
 
-async def expire_due(db: Database, backend: LightningBackend, clock: Clock, batch: int = 200) -> int:
-    """Expire unpaid payments past their expiry (checking the backend for a last-second payment;
-    nothing is expired while the backend cannot answer)."""
+async def expire_due(
+    db: Database, backend: LightningBackend, clock: Clock, batch: int = 200, *, resolve: Resolve | None = None
+) -> int:
+    """Expire unpaid payments past their expiry, asking the backend that made each first (a
+    last-second payment is marked paid). A payment whose backend cannot answer is not expired
+    in this pass."""
+    resolve = resolve or _only(backend)
     expired = 0
+    failing: set[str | None] = set()
+    after: tuple[datetime, str] | None = None
     while True:
         async with db.reading() as session:
-            due = await repository.due_for_expiry(session, clock(), batch)
-        for _id, payment_hash, backend_id in due:
+            due = await repository.due_for_expiry(session, clock(), batch, after)
+        for (payment_id, payment_hash, backend_id, row_ref), expires_at in due:
+            after = (expires_at, payment_id)
+            if row_ref in failing:
+                continue
             try:
-                state = await backend.lookup_invoice(payment_hash, backend_invoice_id=backend_id)
+                state = await (await resolve(row_ref)).lookup_invoice(
+                    payment_hash, backend_invoice_id=backend_id
+                )
             except LightningError as exc:
-                log.warning("expiry_postponed", backend=backend.name, error=str(exc))
-                return expired
+                failing.add(row_ref)
+                log.warning("expiry_postponed", backend=exc.backend, ref=row_ref, error=str(exc))
+                continue
             async with db.writing() as session:
                 if state.status is InvoiceStatus.SETTLED and state.settled_at is not None:
                     await service.apply_settlement(

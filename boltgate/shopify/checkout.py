@@ -140,9 +140,10 @@ async def create(
     if total <= 0:
         raise ValidationFailed("the order total is 0: nothing to pay", code="amount_out_of_range")
     order_id = new_id("shpfy", 20)
+    backend, backend_ref = await ctx.backends.for_merchant(store.merchant_id)
     payment, _ = await payments.create_payment(
         ctx.db,
-        ctx.backend,
+        backend,
         ctx.rates,
         ctx.settings,
         store.merchant_id,
@@ -155,6 +156,7 @@ async def create(
         ),
         idempotency_key=None,
         clock=ctx.clock,
+        backend_ref=backend_ref,
     )
     issued = await l402.mint_for_invoice(
         ctx,

@@ -83,7 +83,8 @@ async def ensure_paid(ctx: Context, order: ShopifyOrder) -> Payment:
         raise Conflict("the order's payment was refunded: it cannot be claimed", code="payment_refunded")
     if payment.status in ("unpaid", "expired"):
         try:
-            state = await ctx.backend.lookup_invoice(
+            backend = await ctx.backends.get(payment.backend_ref)
+            state = await backend.lookup_invoice(
                 payment.payment_hash, backend_invoice_id=payment.backend_invoice_id
             )
         except LightningError as exc:
