@@ -83,7 +83,11 @@ def build_backend(settings: Settings) -> LightningBackend:
     primary = open_backend(settings.lightning_url.get_secret_value(), env)
     if settings.lightning_failover_url is None:
         return primary
-    return FailoverBackend(primary, open_backend(settings.lightning_failover_url.get_secret_value(), env))
+    return FailoverBackend(
+        primary,
+        open_backend(settings.lightning_failover_url.get_secret_value(), env),
+        probe_seconds=settings.lightning_failover_probe_seconds,
+    )
 
 
 def start_workers(ctx: Context) -> list[asyncio.Task[None]]:

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     settlement_poll_interval_seconds: float = Field(
         0.25, gt=0, description="dev node: how often the settlement stream polls for settlements"
     )
+    lightning_failover_probe_seconds: float = Field(
+        10.0, gt=0, le=3600, description="while on the failover backend: how often the first is tried again"
+    )
     settlement_poll_seconds: float = Field(
         2.0,
         gt=0,

@@ -36,12 +36,17 @@ from boltgate.lightning.connection import Connection, ConnectionUrlError
 MAX_BODY = 4 * 1024 * 1024
 
 
-def load_cert(kind: str, value: str) -> str:
-    """PEM text of a pinned certificate given as a path, PEM text or base64(url) DER."""
+def load_cert(kind: str, value: str, *, allow_files: bool = True) -> str:
+    """PEM text of a pinned certificate given as a path, PEM text or base64(url) DER. A merchant's
+    own connection (``allow_files=False``) may not name files on the gateway's host."""
     text = value.strip()
     if "-----BEGIN CERTIFICATE-----" in text:
         return text
     if text.startswith(("/", "~", ".")):
+        if not allow_files:
+            raise ConnectionUrlError(
+                f"{kind}: give the certificate itself (PEM or base64url DER), not a path"
+            )
         path = Path(text).expanduser()
         try:
             data = path.read_bytes()
@@ -63,10 +68,10 @@ def load_cert(kind: str, value: str) -> str:
         raise ConnectionUrlError(f"{kind}: cert is not a certificate") from None
 
 
-def tls_context(kind: str, cert: str | None) -> ssl.SSLContext | bool:
+def tls_context(kind: str, cert: str | None, *, allow_files: bool = True) -> ssl.SSLContext | bool:
     if cert is None:
         return True
-    pem = load_cert(kind, cert)
+    pem = load_cert(kind, cert, allow_files=allow_files)
     context = ssl.create_default_context()
     context.check_hostname = False  # the pinned certificate is the trust anchor (module docstring)
     # a pinned certificate signed by a CA of the node's own (CLNRest's server.pem) is trusted as such
@@ -82,7 +87,11 @@ def client(
     connection: Connection, *, headers: dict[str, str] | None = None, auth: Any = None
 ) -> httpx.AsyncClient:
     """A pooled client for this backend: ``cert=`` pinned, ``timeout=`` applied, no redirects."""
-    verify = tls_context(connection.kind, connection.param("cert")) if connection.tls else False
+    verify = (
+        tls_context(connection.kind, connection.param("cert"), allow_files=connection.guard is None)
+        if connection.tls
+        else False
+    )
     limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
     transport = None
     if connection.guard is not None:  # a merchant's backend: every connection's address is checked

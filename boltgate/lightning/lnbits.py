@@ -125,7 +125,9 @@ def settings_of(connection: Connection) -> _Settings:
         key=key,
         timeout=connection.timeout,
         pay_timeout=_pay_timeout(connection.param("pay_timeout")),
-        ssl=http.tls_context(KIND, connection.param("cert")) if connection.tls else None,
+        ssl=http.tls_context(KIND, connection.param("cert"), allow_files=connection.guard is None)
+        if connection.tls
+        else None,
     )
 
 

@@ -116,7 +116,9 @@ def settings_of(connection: Connection) -> tuple[Connection, _Settings]:
         password=password,
         timeout=connection.timeout,
         pay_timeout=_seconds(connection.param("pay_timeout"), 60.0),
-        tls_context=http.tls_context(KIND, connection.param("cert")) if connection.tls else None,
+        tls_context=http.tls_context(KIND, connection.param("cert"), allow_files=connection.guard is None)
+        if connection.tls
+        else None,
     )
 
 
