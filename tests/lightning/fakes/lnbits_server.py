@@ -21,6 +21,7 @@ import asyncio
 import atexit
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -42,10 +43,9 @@ from boltgate.lightning import bolt11
 from tests.lightning.fakes.faulty_proxy import Request, Response
 
 LNBITS_VERSION = "1.6.2"
-PINS = (f"lnbits=={LNBITS_VERSION}", "bitstring<4.3", "httptools==0.9.0")  # as bench/payments.py
+LOCK = Path(__file__).resolve().parents[1] / "lnbits-requirements.lock"  # lnbits, bitstring<4.3 and all
 ROOT = Path(__file__).resolve().parents[3]
 PEERS = ROOT / "bench" / ".peers"  # git-ignored
-BENCH_VENV = PEERS / "lnbits-venv"
 OWN_VENV = PEERS / f"lnbits-{LNBITS_VERSION}-venv"
 START_TIMEOUT = 90.0
 CUSTOMER_SATS = 10_000_000
@@ -63,17 +63,25 @@ def installed_version(venv: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _lock_digest() -> str:
+    return hashlib.sha256(LOCK.read_bytes()).hexdigest()
+
+
 def ensure_lnbits() -> Path:
-    """The Python of a venv with the pinned LNbits, installing it on first use (~1 min)."""
-    if installed_version(BENCH_VENV) == LNBITS_VERSION:
-        return _python(BENCH_VENV)
+    """The Python of a venv holding LNbits and every dependency pinned by ``LOCK``, installed on
+    first use (~1 min) and again whenever the lock changes (a stamp holds the lock's sha256)."""
+    stamp = OWN_VENV / ".lock-sha256"
+    want = _lock_digest()
+    if stamp.exists() and stamp.read_text().strip() == want and installed_version(OWN_VENV) == LNBITS_VERSION:
+        return _python(OWN_VENV)
     PEERS.mkdir(parents=True, exist_ok=True)
     with (PEERS / ".lnbits-install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be installing it right now
-        if installed_version(OWN_VENV) != LNBITS_VERSION:
+        if not (stamp.exists() and stamp.read_text().strip() == want):
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(OWN_VENV)], check=True)
             pip = [str(_python(OWN_VENV)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            subprocess.run([*pip, *PINS], check=True)
+            subprocess.run([*pip, "--no-deps", "-r", str(LOCK)], check=True)
+            stamp.write_text(want)
     return _python(OWN_VENV)
 
 
