@@ -33,7 +33,7 @@ from boltgate.kit.crypto import SecretBox
 from boltgate.kit.ids import new_id
 from boltgate.kit.netguard import ANYWHERE, Network
 from boltgate.lightning.base import LightningBackend, LightningError, LightningUnavailable
-from boltgate.lightning.connection import ConnectionUrlError, parse, redact
+from boltgate.lightning.connection import Connection, ConnectionUrlError, parse, redact
 from boltgate.lightning.registry import BackendEnv, open_backend
 from boltgate.merchant.models import Merchant, MerchantBackend
 
@@ -122,10 +122,26 @@ async def active_ref(session: AsyncSession, merchant_id: str) -> str | None:
     )
 
 
-async def check(url: str, env: BackendEnv, field: str) -> tuple[str, str]:
-    """(kind, masked URL) of a connection that parses, may be used by a merchant and answers."""
+def cleartext(connection: Connection) -> bool:
+    """Whether the connection's credentials would travel unencrypted."""
+    if connection.kind == "nwc":
+        return any(relay.lower().startswith("ws://") for relay in connection.params_of("relay"))
+    if connection.kind == "phoenixd":  # phoenixd speaks plain HTTP unless tls=1
+        return (connection.param("tls") or "0").lower() not in {"1", "true", "yes"}
+    return not connection.tls
+
+
+async def check(url: str, env: BackendEnv, field: str, *, cleartext_ok: bool = False) -> tuple[str, str]:
+    """(kind, masked URL) of a connection that parses, may be used by a merchant and answers.
+    Outside dev mode its credentials must travel encrypted (https, wss)."""
     try:
-        backend = open_backend(parse(url), env)
+        connection = parse(url)
+        if not cleartext_ok and cleartext(connection):
+            raise ConnectionUrlError(
+                f"{connection.kind}: the connection must be encrypted (https or wss): its credentials "
+                "would cross the internet in clear text"
+            )
+        backend = open_backend(connection, env)
     except ConnectionUrlError as exc:
         raise ValidationFailed(str(exc), errors={field: [str(exc)]}, code="invalid_connection_url") from None
     try:

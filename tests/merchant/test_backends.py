@@ -208,3 +208,23 @@ async def test_merchant_connections_may_not_reach_private_addresses(temp_gateway
             "backend_check_failed",
         )
     assert "address" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "phoenixd://:pw-secret@wallet.example:9740",
+        "lnbits://lnbits.example?key=abcdef0123456789abcdef0123456789&tls=0",
+        "nostr+walletconnect://" + "b" * 64 + "?relay=ws%3A%2F%2Frelay.example&secret=" + "1" * 64,
+    ],
+)
+async def test_outside_dev_mode_credentials_must_travel_encrypted(tmp_path, url):
+    from boltgate.errors import ValidationFailed
+    from boltgate.lightning.registry import BackendEnv
+    from boltgate.merchant import backends
+
+    env = backends.merchant_env(BackendEnv(data_dir=tmp_path), (), allow_private=False)
+    with pytest.raises(ValidationFailed) as caught:
+        await backends.check(url, env, "connectionUrl", cleartext_ok=False)
+    assert caught.value.code == "invalid_connection_url"
+    assert "encrypted" in caught.value.detail and "pw-secret" not in caught.value.detail
