@@ -62,6 +62,35 @@ def allowed(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
+async def checked_socket(host: str, port: int, rule: typing.Callable[[str], bool] | None) -> socket.socket:
+    """A TCP socket connected to ``host`` after every address it resolves to passed ``rule``
+    (for clients that take a ready socket, such as websockets)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"{host} has no address")
+    if rule is not None:
+        for info in infos:
+            if not rule(str(info[4][0])):
+                raise AddressRefused("an address of the host is not allowed")
+    failure: OSError | None = None
+    for family, kind, proto, _name, address in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    assert failure is not None
+    raise failure
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, networks: tuple[Network, ...]) -> None:
         self._inner = AutoBackend()

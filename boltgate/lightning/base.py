@@ -81,8 +81,19 @@ class PaymentResult:
 class NodeInfo:
     pubkey: str
     alias: str
-    network: str
+    network: str  # mainnet, testnet, signet or regtest (see network_named)
     backend: str
+
+
+def network_named(name: str) -> str | None:
+    """boltgate's name for a network as a node or wallet names it (``bitcoin`` is mainnet, every
+    ``testnet…`` is testnet: they share the invoice prefix); None for a name it does not know."""
+    name = name.lower()
+    if name == "bitcoin":
+        return "mainnet"
+    if name.startswith("testnet"):
+        return "testnet"
+    return name if name in ("mainnet", "signet", "regtest") else None
 
 
 class LightningError(Exception):

@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from boltgate.lightning import bolt11, verify
+from boltgate.lightning import verify
 from boltgate.lightning.base import (
     CreatedInvoice,
     InvoiceState,
@@ -54,10 +54,12 @@ from boltgate.lightning.base import (
     PaymentResult,
     PaymentStatus,
     Settlement,
+    network_named,
 )
 from boltgate.lightning.cln_rpc import RUNE_CODES, ClnRpcError, NotSent, RestRpc, Rpc, UnixRpc, call
 from boltgate.lightning.connection import Connection, ConnectionUrlError
 from boltgate.lightning.http import field
+from boltgate.lightning.paying import invoice_to_pay
 from boltgate.lightning.registry import BackendEnv
 
 WAIT = 30  # seconds one waitanyinvoice call long-polls
@@ -75,8 +77,6 @@ PAY_FAILED = frozenset(
         210,  # timed out without a payment in progress
     }
 )
-NETWORKS = {"bitcoin": "mainnet", "testnet4": "testnet"}  # getinfo's names that boltgate calls otherwise
-_HASH = re.compile(r"[0-9a-f]{64}")
 _RUNE = re.compile(r"[A-Za-z0-9_\-]+={0,2}")
 _MSAT = re.compile(r"(\d+)msat")
 _PARAMS = {"cln-rpc": {"timeout"}, "clnrest": {"rune", "cert", "tls", "timeout"}}
@@ -101,9 +101,9 @@ def _time(kind: str, body: dict[str, Any], name: str) -> datetime:
 
 def _hash(kind: str, body: dict[str, Any], name: str) -> str:
     value = field(kind, body, name, str).lower()
-    if not _HASH.fullmatch(value):
+    if not verify.is_hash(value):
         raise LightningProtocolError(f"answered without a valid {name!r}", backend=kind)
-    return str(value)
+    return value
 
 
 class ClnBackend:
@@ -172,31 +172,22 @@ class ClnBackend:
         if hashed:
             params["deschashonly"] = True
         created = await self._call("invoice", params)
-        payment_request = field(self.name, created, "bolt11", str)
-        payment_hash = _hash(self.name, created, "payment_hash")
-        expires_at = _time(self.name, created, "expires_at")
-        verify.created_invoice(
+        return verify.created_invoice(
             self.name,
-            payment_request,
+            field(self.name, created, "bolt11", str),
             amount_msat=amount_msat,
             description=None if description_hash else text,  # its hash is fine for a long one
             description_hash=description_hash,
             network=self._network,
-            payment_hash=payment_hash,
-        )
-        return CreatedInvoice(
-            payment_hash=payment_hash,
-            payment_request=payment_request,
+            payment_hash=_hash(self.name, created, "payment_hash"),
             backend_invoice_id=params["label"],
-            amount_msat=amount_msat,
-            expires_at=expires_at,
         )
 
     async def lookup_invoice(
         self, payment_hash: str, *, backend_invoice_id: str | None = None
     ) -> InvoiceState:
         wanted = payment_hash.lower()
-        if not _HASH.fullmatch(wanted):
+        if not verify.is_hash(wanted):
             return InvoiceState(payment_hash=payment_hash, status=InvoiceStatus.UNKNOWN)
         found = await self._call("listinvoices", {"payment_hash": wanted})
         invoices = field(self.name, found, "invoices", list)
@@ -261,10 +252,9 @@ class ClnBackend:
     async def pay_invoice(
         self, bolt11_invoice: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
     ) -> PaymentResult:
-        try:
-            decoded = bolt11.decode(bolt11_invoice.strip(), require_payment_secret=False)
-        except bolt11.Bolt11Error as exc:
-            return PaymentResult(PaymentStatus.FAILED, "", error=f"invalid invoice: {exc}")
+        decoded = invoice_to_pay(bolt11_invoice, amount_msat)
+        if isinstance(decoded, PaymentResult):
+            return decoded
         payment_hash = decoded.payment_hash.hex()
         params: dict[str, Any] = {
             "bolt11": bolt11_invoice.strip(),
@@ -272,8 +262,6 @@ class ClnBackend:
             "retry_for": PAY_RETRY_FOR,
         }
         if decoded.amount_msat is None:
-            if amount_msat is None:
-                return PaymentResult(PaymentStatus.FAILED, payment_hash, error="the invoice has no amount")
             params["amount_msat"] = amount_msat
         elif amount_msat is not None and amount_msat != decoded.amount_msat:
             raise LightningUnsupported(
@@ -318,11 +306,8 @@ class ClnBackend:
             )
         status = pay.get("status")
         if status == "complete":
-            preimage = str(pay.get(preimage_field, "")).lower()
-            if (
-                not _HASH.fullmatch(preimage)
-                or hashlib.sha256(bytes.fromhex(preimage)).hexdigest() != payment_hash
-            ):
+            preimage = verify.preimage_of(payment_hash, pay.get(preimage_field))
+            if preimage is None:
                 return PaymentResult(
                     PaymentStatus.UNKNOWN,
                     payment_hash,
@@ -341,7 +326,7 @@ class ClnBackend:
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
         wanted = payment_hash.lower()
-        if not _HASH.fullmatch(wanted):
+        if not verify.is_hash(wanted):
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash)
         found = await self._call("listpays", {"payment_hash": wanted})
         pays = [p for p in field(self.name, found, "pays", list) if isinstance(p, dict)]
@@ -359,19 +344,12 @@ class ClnBackend:
         return NodeInfo(
             pubkey=field(self.name, info, "id", str),
             alias=alias if isinstance(alias, str) else "",
-            network=NETWORKS.get(network, network),
+            network=network_named(network) or network,
             backend=self.name,
         )
 
     async def close(self) -> None:
         await self._rpc.close()
-
-
-def _check_params(connection: Connection) -> None:
-    unknown = sorted(set(connection.params) - _PARAMS[connection.kind])
-    if unknown:
-        known = ", ".join(sorted(_PARAMS[connection.kind]))
-        raise ConnectionUrlError(f"{connection.kind}: unknown parameter {unknown[0][:32]!r} (known: {known})")
 
 
 def _unix_rpc(connection: Connection) -> UnixRpc:
@@ -407,6 +385,6 @@ def _rest_rpc(connection: Connection) -> RestRpc:
 
 def open_backend(connection: Connection, env: BackendEnv) -> ClnBackend:
     """``cln-rpc://`` or ``clnrest://``: the same backend over the node's socket or CLNRest."""
-    _check_params(connection)
+    connection.check_params(_PARAMS[connection.kind])
     rpc: Rpc = _unix_rpc(connection) if connection.kind == "cln-rpc" else _rest_rpc(connection)
     return ClnBackend(rpc, url=connection.redacted(), network=env.network, timeout=connection.timeout)

@@ -245,10 +245,7 @@ class RestRpc:
 
     def _raise_cln_error(self, response: httpx.Response) -> None:
         """CLNRest's error answers carry lightningd's error object: raise it, or fall through."""
-        try:
-            body = orjson.loads(response.content[:65536])
-        except orjson.JSONDecodeError:
-            return
+        body = http.error_body(response)
         if not isinstance(body, dict) or not isinstance(body.get("message"), str):
             return
         code = body.get("code")

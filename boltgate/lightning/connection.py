@@ -68,25 +68,43 @@ class Connection:
     def params_of(self, name: str) -> list[str]:
         return list(self.params.get(name, []))
 
-    @property
-    def tls(self) -> bool:
-        value = (self.param("tls") or "1").lower()
+    def check_params(self, known: frozenset[str] | set[str]) -> None:
+        """:class:`ConnectionUrlError` for the first parameter the backend does not know."""
+        unknown = sorted(set(self.params) - known)
+        if unknown:
+            raise ConnectionUrlError(
+                f"{self.kind}: unknown parameter {unknown[0][:32]!r} (known: {', '.join(sorted(known))})"
+            )
+
+    def flag(self, name: str, default: bool) -> bool:
+        """A yes/no parameter: ``1``/``0`` (``true``/``false``, ``yes``/``no`` too)."""
+        value = (self.param(name) or ("1" if default else "0")).lower()
         if value not in {"0", "1", "true", "false", "yes", "no"}:
-            raise ConnectionUrlError(f"{self.kind}: tls must be 0 or 1")
+            raise ConnectionUrlError(f"{self.kind}: {name} must be 0 or 1")
         return value in {"1", "true", "yes"}
 
-    @property
-    def timeout(self) -> float:
-        raw = self.param("timeout")
+    def seconds(self, name: str, default: float, *, most: float, least: float | None = None) -> float:
+        """A parameter counting seconds, up to ``most``: above 0, or at least ``least`` when given."""
+        raw = self.param(name)
         if raw is None:
-            return 15.0
+            return default
         try:
             value = float(raw)
         except ValueError:
-            raise ConnectionUrlError(f"{self.kind}: timeout must be a number of seconds") from None
-        if not 0 < value <= 300:
-            raise ConnectionUrlError(f"{self.kind}: timeout must be between 0 and 300 seconds")
+            raise ConnectionUrlError(f"{self.kind}: {name} must be a number of seconds") from None
+        low = 0.0 if least is None else least
+        above = value > low if least is None else value >= low
+        if not (above and value <= most):
+            raise ConnectionUrlError(f"{self.kind}: {name} must be between {low:g} and {most:g} seconds")
         return value
+
+    @property
+    def tls(self) -> bool:
+        return self.flag("tls", True)
+
+    @property
+    def timeout(self) -> float:
+        return self.seconds("timeout", 15.0, most=300)
 
     def base_url(self, default_port: int, *, default_host: str | None = None) -> str:
         host = self.host or default_host

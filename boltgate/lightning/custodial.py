@@ -35,6 +35,7 @@ import httpx
 
 from boltgate.lightning import bolt11
 from boltgate.lightning import http as lnhttp
+from boltgate.lightning.amounts import MSAT_PER_SAT, whole_sats
 from boltgate.lightning.base import (
     LightningProtocolError,
     LightningRejected,
@@ -46,7 +47,6 @@ from boltgate.lightning.base import (
 )
 from boltgate.lightning.connection import Connection, ConnectionUrlError
 
-MSAT_PER_SAT = 1000
 MSAT_PER_BTC = 100_000_000_000
 URL_PARAMS = frozenset({"key", "tls", "timeout", "cert"})
 MAX_KEY_LENGTH = 512
@@ -110,20 +110,9 @@ class Recent:
         return self._items.get(payment_hash.lower())
 
 
-def sats_of(kind: str, amount_msat: int) -> int:
-    """Whole satoshis of an amount; :class:`LightningUnsupported` for a fraction of one."""
-    if isinstance(amount_msat, bool) or not isinstance(amount_msat, int) or amount_msat <= 0:
-        raise LightningUnsupported(f"cannot ask for {amount_msat!r} msat", backend=kind)
-    if amount_msat % MSAT_PER_SAT:
-        raise LightningUnsupported(
-            f"counts in whole satoshis: {amount_msat} msat is not a whole number of satoshis", backend=kind
-        )
-    return amount_msat // MSAT_PER_SAT
-
-
 def btc_text(kind: str, amount_msat: int) -> str:
     """An amount as the BTC decimal string the API expects (8 decimals, whole satoshis only)."""
-    sats = sats_of(kind, amount_msat)
+    sats = whole_sats(kind, amount_msat)
     return f"{Decimal(sats).scaleb(-8):.8f}"
 
 
@@ -211,7 +200,7 @@ def outgoing(kind: str, invoice: str, amount_msat: int | None, network: str) -> 
         return PaymentResult(
             PaymentStatus.FAILED, payment_hash, error="zero-amount invoice: amount_msat needed"
         )
-    sats_of(kind, amount_msat)
+    whole_sats(kind, amount_msat, "a payment amount")
     return Outgoing(payment_hash, None, amount_msat)
 
 
@@ -244,10 +233,7 @@ class CustodialBackend:
 
     async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; transport failures are mapped (the caller decides what a status means)."""
-        try:
-            return await self._http.request(method, f"{self._base}{path}", **kwargs)
-        except httpx.HTTPError as exc:
-            raise lnhttp.transport_error(self.name, exc) from None
+        return await lnhttp.send(self._http, self.name, method, f"{self._base}{path}", **kwargs)
 
     def json(self, response: httpx.Response) -> Any:
         """The JSON body of a 2xx answer, else the error the API's body describes."""
@@ -262,13 +248,30 @@ class CustodialBackend:
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
         raise NotImplementedError
 
-    async def earlier(self, payment_hash: str) -> PaymentResult | None:
-        """What became of this process's earlier payment of the invoice, unless it failed (then,
-        or when there was none, None: the invoice may be paid). Guards against paying twice."""
-        if self._payments.get(payment_hash) is None:
-            return None
-        result = await self.lookup_payment(payment_hash)
-        return None if result.status is PaymentStatus.FAILED else result
+    async def to_pay(self, invoice: str, amount_msat: int | None) -> Outgoing | PaymentResult:
+        """The invoice to pay (:func:`outgoing`), or the result to return without paying: FAILED
+        when it cannot be paid as asked, or what became of this process's earlier payment of it
+        unless that failed (a guard against paying twice)."""
+        target = outgoing(self.name, invoice, amount_msat, self.network)
+        if isinstance(target, PaymentResult) or self._payments.get(target.payment_hash) is None:
+            return target
+        result = await self.lookup_payment(target.payment_hash)
+        return target if result.status is PaymentStatus.FAILED else result
+
+    def refused(self, response: httpx.Response, payment_hash: str, lacking: str) -> PaymentResult | None:
+        """None for a 2xx answer to a payment request; FAILED for an explicit refusal (nothing was
+        paid). A key that cannot pay (``lacking`` says what it needs), refused credentials, rate
+        limits and outages raise."""
+        status = response.status_code
+        if status == 403:
+            raise LightningUnsupported(f"this API key cannot pay (it {lacking})", backend=self.name)
+        if status in (401, 429) or status >= 500:  # not done: the caller may try again later
+            raise status_error(self.name, status, self.said(response))
+        if status >= 400:
+            return PaymentResult(
+                PaymentStatus.FAILED, payment_hash, error=self.said(response) or f"HTTP {status}"
+            )
+        return None
 
     def settlements(self, after_index: int = 0) -> AsyncIterator[Settlement]:
         return self._no_push()

@@ -34,6 +34,9 @@ from boltgate.lightning.base import (
 from boltgate.lightning.connection import Connection, ConnectionUrlError
 
 MAX_BODY = 4 * 1024 * 1024
+CERTIFICATE_MISMATCH = "the TLS certificate presented does not match the configured one (cert=)"
+# failures before the request left: nothing was sent (a payment was not made)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
 def load_cert(kind: str, value: str, *, allow_files: bool = True) -> str:
@@ -83,15 +86,19 @@ def tls_context(kind: str, cert: str | None, *, allow_files: bool = True) -> ssl
     return context
 
 
+def verify_of(connection: Connection) -> ssl.SSLContext | bool:
+    """How the connection's TLS is checked: ``cert=`` pinned, else the system's CAs (True); False
+    for plain HTTP (``tls=0``)."""
+    if not connection.tls:
+        return False
+    return tls_context(connection.kind, connection.param("cert"), allow_files=connection.guard is None)
+
+
 def client(
     connection: Connection, *, headers: dict[str, str] | None = None, auth: Any = None
 ) -> httpx.AsyncClient:
     """A pooled client for this backend: ``cert=`` pinned, ``timeout=`` applied, no redirects."""
-    verify = (
-        tls_context(connection.kind, connection.param("cert"), allow_files=connection.guard is None)
-        if connection.tls
-        else False
-    )
+    verify = verify_of(connection)
     limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
     transport = None
     if connection.guard is not None:  # a merchant's backend: every connection's address is checked
@@ -115,13 +122,23 @@ def transport_error(kind: str, exc: Exception) -> Exception:
         return LightningTimeout("no answer in time", backend=kind)
     if _caused_by(exc, AddressNotAllowed):
         return LightningRejected("its address is not one the gateway may connect to", backend=kind)
-    if _is_certificate_failure(exc):
-        return LightningRejected(
-            "the TLS certificate presented does not match the configured one (cert=)", backend=kind
-        )
+    if is_certificate_failure(exc):
+        return LightningRejected(CERTIFICATE_MISMATCH, backend=kind)
     if isinstance(exc, httpx.TransportError):
         return LightningUnavailable(f"cannot be reached ({type(exc).__name__})", backend=kind)
     return LightningUnavailable(f"request failed ({type(exc).__name__})", backend=kind)
+
+
+def is_certificate_failure(exc: BaseException) -> bool:
+    """Whether the peer's TLS certificate was refused (anywhere in the exception's chain)."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -130,17 +147,6 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
         if seen is None:
             return False
         if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _is_certificate_failure(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -159,12 +165,17 @@ def status_error(kind: str, response: httpx.Response) -> Exception | None:
     return LightningRejected(f"refused the request (HTTP {code}{said})", backend=kind)
 
 
+def error_body(response: httpx.Response) -> Any:
+    """The JSON of an error answer (its first 64 KiB), None when it is not JSON."""
+    try:
+        return orjson.loads(response.content[:65536])
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _said(response: httpx.Response) -> str:
     """The backend's own error message, shortened, when it gave one in JSON."""
-    try:
-        body = orjson.loads(response.content[:65536])
-    except orjson.JSONDecodeError:
-        return ""
+    body = error_body(response)
     if isinstance(body, dict):
         for key in ("message", "detail", "error", "reason"):
             value = body.get(key)
@@ -190,13 +201,17 @@ def json_of(kind: str, response: httpx.Response) -> Any:
         ) from None
 
 
-async def request(http: httpx.AsyncClient, kind: str, method: str, url: str, **kwargs: Any) -> Any:
-    """Send and decode: the JSON of a 2xx answer, or an error of the tree."""
+async def send(http: httpx.AsyncClient, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One request; a transport failure is raised as an error of the tree, any answer returned."""
     try:
-        response = await http.request(method, url, **kwargs)
+        return await http.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise transport_error(kind, exc) from None
-    return json_of(kind, response)
+
+
+async def request(http: httpx.AsyncClient, kind: str, method: str, url: str, **kwargs: Any) -> Any:
+    """Send and decode: the JSON of a 2xx answer, or an error of the tree."""
+    return json_of(kind, await send(http, kind, method, url, **kwargs))
 
 
 def field(kind: str, body: Any, name: str, kind_of: type | tuple[type, ...]) -> Any:

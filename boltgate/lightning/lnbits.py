@@ -39,7 +39,6 @@ gateway's configured network, and :meth:`LNbitsBackend.node_info` has no pubkey.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import ssl
 from collections.abc import AsyncIterator
@@ -49,18 +48,16 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
 
-from boltgate.lightning import bolt11, http, verify
+from boltgate.lightning import bolt11, http, verify, ws
+from boltgate.lightning.amounts import whole_sats
 from boltgate.lightning.base import (
     CreatedInvoice,
     InvoiceState,
     InvoiceStatus,
-    LightningError,
     LightningProtocolError,
     LightningRejected,
-    LightningTimeout,
     LightningUnavailable,
     LightningUnsupported,
     NodeInfo,
@@ -69,6 +66,7 @@ from boltgate.lightning.base import (
     Settlement,
 )
 from boltgate.lightning.connection import Connection, ConnectionUrlError
+from boltgate.lightning.paying import answer_of, settled_or_pending
 from boltgate.lightning.registry import BackendEnv
 
 KIND = "lnbits"
@@ -77,10 +75,8 @@ HTTP_PORT = 5000  # LNbits' own default when it is reached without a reverse pro
 MAX_MEMO_BYTES = 639  # the longest description a BOLT11 invoice can carry; longer ones are hashed
 CATCH_UP = 50  # settled payments replayed when a settlement stream opens
 PING_INTERVAL = 15.0
-MAX_MESSAGE = 1 << 20
 PARAMS = frozenset({"key", "tls", "cert", "timeout", "pay_timeout"})
 _KEY = re.compile(r"[0-9a-f]{32}")
-_HASH = re.compile(r"[0-9a-f]{64}")
 _ADMIN_KEY_NEEDED = "this connection's key can only receive: paying needs the wallet's admin key"
 
 
@@ -91,16 +87,12 @@ class _Settings:
     key: str = dataclasses.field(repr=False)
     timeout: float
     pay_timeout: float
-    ssl: ssl.SSLContext | bool | None
+    ssl: ssl.SSLContext | bool  # False: plain HTTP
 
 
 def settings_of(connection: Connection) -> _Settings:
     """The URL checked and read (:class:`ConnectionUrlError` naming what is wrong, never the key)."""
-    unknown = sorted(set(connection.params) - PARAMS)
-    if unknown:
-        raise ConnectionUrlError(
-            f"{KIND}: unknown parameter {unknown[0][:32]!r} (known: {', '.join(sorted(PARAMS))})"
-        )
+    connection.check_params(PARAMS)
     if connection.username or connection.password is not None:
         raise ConnectionUrlError(f"{KIND}: the wallet key goes in ?key=, not before the host")
     key = (connection.param("key") or "").strip().lower()
@@ -118,49 +110,19 @@ def settings_of(connection: Connection) -> _Settings:
         raise ConnectionUrlError(f"{KIND}: cert= pins a TLS certificate, so it cannot go with tls=0")
     base = connection.base_url(HTTPS_PORT if connection.tls else HTTP_PORT)
     base += quote(connection.path.rstrip("/"), safe="/")
-    ws_base = ("wss" + base[len("https") :]) if connection.tls else ("ws" + base[len("http") :])
     return _Settings(
         base_url=base,
-        ws_url=f"{ws_base}/api/v1/ws/{key}",
+        ws_url=f"{ws.url_of(base)}/api/v1/ws/{key}",
         key=key,
         timeout=connection.timeout,
-        pay_timeout=_pay_timeout(connection.param("pay_timeout")),
-        ssl=http.tls_context(KIND, connection.param("cert"), allow_files=connection.guard is None)
-        if connection.tls
-        else None,
+        pay_timeout=connection.seconds("pay_timeout", 60.0, most=600),
+        ssl=http.verify_of(connection),
     )
-
-
-def _pay_timeout(raw: str | None) -> float:
-    if raw is None:
-        return 60.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConnectionUrlError(f"{KIND}: pay_timeout must be a number of seconds") from None
-    if not 0 < value <= 600:
-        raise ConnectionUrlError(f"{KIND}: pay_timeout must be between 0 and 600 seconds")
-    return value
-
-
-def whole_sats(amount_msat: int) -> int:
-    """The invoice amount in sats; LNbits would silently round anything finer down."""
-    if isinstance(amount_msat, bool) or not isinstance(amount_msat, int) or amount_msat <= 0:
-        raise LightningUnsupported("an invoice amount must be a positive whole number of sats", backend=KIND)
-    if amount_msat % 1000:
-        raise LightningUnsupported(
-            f"an invoice of {amount_msat} msat is not a whole number of sats (LNbits counts in sats)",
-            backend=KIND,
-        )
-    return amount_msat // 1000
 
 
 def _detail(response: httpx.Response) -> tuple[str, str | None]:
     """LNbits' ``detail`` (shortened) and ``status`` of an error answer, when it gave them."""
-    try:
-        body = orjson.loads(response.content[:65536])
-    except orjson.JSONDecodeError:
-        return "", None
+    body = http.error_body(response)
     if not isinstance(body, dict):
         return "", None
     detail, status = body.get("detail"), body.get("status")
@@ -176,10 +138,6 @@ def _refusal(response: httpx.Response) -> Exception | None:
     if code == 520 and status == "failed":  # LNbits refused: limits, a wallet that cannot receive…
         return LightningRejected(f"refused the request (HTTP 520: {detail or 'failed'})", backend=KIND)
     return http.status_error(KIND, response)
-
-
-def _is_hash(value: object) -> bool:
-    return isinstance(value, str) and _HASH.fullmatch(value.lower()) is not None
 
 
 def _int(body: Any, name: str) -> int:
@@ -200,16 +158,9 @@ def _time(payment: dict[str, Any]) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _preimage_of(payment_hash: str, value: object) -> str | None:
-    """The preimage when it is one of ``payment_hash``, else None."""
-    if not _is_hash(value):
-        return None
-    preimage = str(value).lower()
-    return preimage if hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash else None
-
-
-def _pushed_hash(message: str | bytes) -> str | None:
-    """The payment hash of a pushed incoming payment that LNbits says is paid, else None.
+def _pushed(message: ws.Message) -> ws.Push | None:
+    """The payment hash of a pushed incoming payment that LNbits says is paid, else None (the
+    hash alone: anyone may post to the channel, so only the look-up tells what was paid).
 
     Other messages (outgoing payments, text posted to the channel) are not ours to judge."""
     try:
@@ -220,9 +171,14 @@ def _pushed_hash(message: str | bytes) -> str | None:
     if not isinstance(payment, dict) or payment.get("status") != "success":
         return None
     amount, payment_hash = payment.get("amount"), payment.get("payment_hash")
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0 or not _is_hash(payment_hash):
+    if (
+        not isinstance(amount, int)
+        or isinstance(amount, bool)
+        or amount <= 0
+        or not verify.is_hash(payment_hash)
+    ):
         return None
-    return str(payment_hash).lower()
+    return ws.Push(str(payment_hash).lower())
 
 
 class LNbitsBackend:
@@ -236,16 +192,14 @@ class LNbitsBackend:
         self._redacted = connection.redacted()
         self._network = network
         self._http = http.client(connection, headers={"X-Api-Key": self._settings.key})
+        self._guard = connection.guard
 
     def __repr__(self) -> str:
         return f"LNbitsBackend({self._redacted})"
 
     async def _send(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
         """The JSON answer; None for 404 when ``missing_ok`` (an unknown payment hash)."""
-        try:
-            response = await self._http.request(method, self._settings.base_url + path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise http.transport_error(KIND, exc) from None
+        response = await http.send(self._http, KIND, method, self._settings.base_url + path, **kwargs)
         if (
             missing_ok
             and response.status_code == 404
@@ -285,7 +239,7 @@ class LNbitsBackend:
         description_hash: bytes | None = None,
         expiry_seconds: int = 3600,
     ) -> CreatedInvoice:
-        sats = whole_sats(amount_msat)
+        sats = whole_sats(KIND, amount_msat, "an invoice amount")
         if isinstance(expiry_seconds, bool) or not isinstance(expiry_seconds, int) or expiry_seconds <= 0:
             raise ValueError("expiry_seconds must be a positive number of seconds")
         request: dict[str, Any] = {"out": False, "amount": sats, "unit": "sat", "expiry": expiry_seconds}
@@ -309,7 +263,8 @@ class LNbitsBackend:
             raise LightningProtocolError(
                 f"reported an invoice for {body.get('amount')!r} msat instead of {amount_msat}", backend=KIND
             )
-        decoded = verify.created_invoice(
+        checking_id = body.get("checking_id")
+        return verify.created_invoice(
             KIND,
             payment_request,
             amount_msat=amount_msat,
@@ -317,21 +272,14 @@ class LNbitsBackend:
             description_hash=description_hash,
             network=self._network,
             payment_hash=payment_hash,
-        )
-        checking_id = body.get("checking_id")
-        return CreatedInvoice(
-            payment_hash=payment_hash,
-            payment_request=payment_request.strip(),
-            backend_invoice_id=checking_id if isinstance(checking_id, str) and checking_id else payment_hash,
-            amount_msat=amount_msat,
-            expires_at=datetime.fromtimestamp(decoded.expires_at, UTC),
+            backend_invoice_id=checking_id if isinstance(checking_id, str) else None,
         )
 
     async def lookup_invoice(
         self, payment_hash: str, *, backend_invoice_id: str | None = None
     ) -> InvoiceState:
         """The invoice by its payment hash (LNbits finds a wallet's payments by hash or checking id)."""
-        if not _is_hash(payment_hash):
+        if not verify.is_hash(payment_hash):
             return InvoiceState(payment_hash=payment_hash, status=InvoiceStatus.UNKNOWN)
         payment = await self._payment(payment_hash.lower())
         if payment is None or _int(payment, "amount") <= 0:  # none, or only an outgoing payment
@@ -362,28 +310,9 @@ class LNbitsBackend:
         expired = decoded.expires_at <= datetime.now(UTC).timestamp()
         return InvoiceStatus.CANCELED if expired else InvoiceStatus.OPEN
 
-    async def settlements(self, after_index: int = 0) -> AsyncIterator[Settlement]:
+    def settlements(self, after_index: int = 0) -> AsyncIterator[Settlement]:
         """The latest settled payments, then each new one as LNbits pushes it (and confirms it)."""
-        await self._send("GET", "/api/v1/wallet")  # a wrong key would listen on a silent channel
-        socket = await self._open_socket()
-        try:
-            replayed: set[str] = set()
-            for settlement in await self._recent_settlements():
-                replayed.add(settlement.payment_hash)
-                yield settlement
-            while True:
-                try:
-                    message = await socket.recv()
-                except ConnectionClosed:
-                    raise LightningUnavailable("the websocket stream dropped", backend=KIND) from None
-                payment_hash = _pushed_hash(message)
-                if payment_hash is None or payment_hash in replayed:
-                    continue
-                state = await self.lookup_invoice(payment_hash)
-                if state.status is InvoiceStatus.SETTLED and state.settled_at is not None:
-                    yield Settlement(payment_hash, state.amount_received_msat, state.settled_at, 0)
-        finally:
-            await socket.close()
+        return ws.settlements(KIND, self._open_socket, self._recent_settlements, _pushed, self.lookup_invoice)
 
     async def _recent_settlements(self) -> list[Settlement]:
         query = {
@@ -400,31 +329,24 @@ class LNbitsBackend:
         for payment in reversed(body):
             payment_hash = http.field(KIND, payment, "payment_hash", str).lower()
             amount = _int(payment, "amount")
-            if payment.get("status") == "success" and amount > 0 and _is_hash(payment_hash):
+            if payment.get("status") == "success" and amount > 0 and verify.is_hash(payment_hash):
                 settled.append(Settlement(payment_hash, amount, _time(payment), 0))
         return settled
 
     async def _open_socket(self) -> ClientConnection:
-        options: dict[str, Any] = {} if self._settings.ssl is None else {"ssl": self._settings.ssl}
-        try:
-            return await connect(
-                self._settings.ws_url,
-                open_timeout=self._settings.timeout,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=self._settings.timeout,
-                close_timeout=2.0,
-                max_size=MAX_MESSAGE,
-                proxy=None,
-                user_agent_header="boltgate",
-                **options,
-            )
-        except InvalidStatus as exc:  # its message would show the URL, which names the key
-            answer = httpx.Response(exc.response.status_code, content=bytes(exc.response.body or b""))
-            raise (_refusal(answer) or LightningUnavailable("refused the websocket", backend=KIND)) from None
-        except TimeoutError:
-            raise LightningTimeout("no answer in time (websocket)", backend=KIND) from None
-        except (OSError, InvalidHandshake) as exc:
-            raise http.transport_error(KIND, exc) from None
+        """The wallet's channel, once the key is known to be a wallet's."""
+        await self._send("GET", "/api/v1/wallet")  # a wrong key would listen on a silent channel
+        return await ws.open_socket(
+            KIND,
+            self._settings.ws_url,  # names the key: never shown
+            seconds=self._settings.timeout,
+            ping_interval=PING_INTERVAL,
+            tls=self._settings.ssl,
+            guard=self._guard,
+            refused=lambda answer: (
+                _refusal(answer) or LightningUnavailable("refused the websocket", backend=KIND)
+            ),
+        )
 
     # -- paying
 
@@ -449,7 +371,7 @@ class LNbitsBackend:
                 json={"out": True, "bolt11": invoice},
                 timeout=timeout,
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except http.NOT_SENT as exc:
             raise http.transport_error(KIND, exc) from None  # the request never left
         except httpx.HTTPError as exc:  # sent, and the answer was lost: never pay again blindly
             why = f"the answer was lost ({type(exc).__name__}): look the payment up"
@@ -470,15 +392,14 @@ class LNbitsBackend:
         if code == 520 and status in ("failed", "pending"):
             state = PaymentStatus.FAILED if status == "failed" else PaymentStatus.PENDING
             return PaymentResult(state, payment_hash, error=detail or status)
-        if code == 520 and status == "success":  # "already paid": the look-up has the preimage
-            return await self._already_paid(payment_hash)
-        if not 200 <= code < 300:
-            return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error=f"answered HTTP {code}")
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict) or str(body.get("payment_hash", "")).lower() != payment_hash:
+        if code == 520 and status == "success":  # "already paid": this wallet's payment has the preimage
+            return await settled_or_pending(
+                self.lookup_payment, payment_hash, "LNbits says it was paid already"
+            )
+        body = answer_of(response, payment_hash)
+        if isinstance(body, PaymentResult):
+            return body
+        if str(body.get("payment_hash", "")).lower() != payment_hash:
             return PaymentResult(
                 PaymentStatus.UNKNOWN, payment_hash, error="answered with a payment that is not this one"
             )
@@ -491,7 +412,7 @@ class LNbitsBackend:
         fee = payment.get("fee", 0)
         fee_msat = abs(fee) if isinstance(fee, int) and not isinstance(fee, bool) else 0
         if status == "success":
-            preimage = _preimage_of(payment_hash, payment.get("preimage"))
+            preimage = verify.preimage_of(payment_hash, payment.get("preimage"))
             if preimage is None:
                 return PaymentResult(
                     PaymentStatus.UNKNOWN, payment_hash, error="settled without a valid preimage"
@@ -505,18 +426,8 @@ class LNbitsBackend:
             )
         return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error="answered an unknown payment status")
 
-    async def _already_paid(self, payment_hash: str) -> PaymentResult:
-        """LNbits says this wallet paid the invoice before: its payment tells the preimage."""
-        try:
-            looked = await self.lookup_payment(payment_hash)
-        except LightningError:
-            looked = None
-        if looked is not None and looked.status in (PaymentStatus.SETTLED, PaymentStatus.PENDING):
-            return looked
-        return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error="LNbits says it was paid already")
-
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
-        if not _is_hash(payment_hash):
+        if not verify.is_hash(payment_hash):
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash)
         wanted = payment_hash.lower()
         payment = await self._payment(wanted)

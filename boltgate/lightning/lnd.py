@@ -36,7 +36,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
@@ -46,7 +45,7 @@ from typing import Any
 import httpx
 import orjson
 
-from boltgate.lightning import bolt11, http, verify
+from boltgate.lightning import http, verify
 from boltgate.lightning.base import (
     CreatedInvoice,
     InvoiceState,
@@ -60,8 +59,10 @@ from boltgate.lightning.base import (
     PaymentResult,
     PaymentStatus,
     Settlement,
+    network_named,
 )
 from boltgate.lightning.connection import Connection, ConnectionUrlError
+from boltgate.lightning.paying import invoice_to_pay
 from boltgate.lightning.registry import BackendEnv
 
 KIND = "lnd-rest"
@@ -70,13 +71,10 @@ PARAMS = frozenset({"macaroon", "cert", "tls", "timeout", "pay_timeout", "heartb
 MAX_MEMO = 1024  # bytes: LND refuses longer memos
 MAX_EXPIRY = 365 * 24 * 3600  # LND refuses invoices that expire later than a year
 LIST_PAGE = 500  # invoices per ListInvoices page while catching up from settle index 0
-NETWORKS = {"testnet4": "testnet"}  # LND's names that boltgate knows by another (same prefix)
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_HASH = re.compile(r"[0-9a-f]{64}")
 _B64 = re.compile(r"[A-Za-z0-9_\-+/]+=*")
 _STD_TO_URL = str.maketrans("+/", "-_")
 _URL_TO_STD = str.maketrans("-_", "+/")
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _CREDENTIAL_WORDS = ("verification failed", "permission denied", "macaroon")
 _UNKNOWN_INVOICE = ("unable to locate invoice", "there are no existing invoices")
 
@@ -117,19 +115,6 @@ def _is_macaroon(raw: bytes) -> bool:
     return len(raw) >= 16 and raw[0] == 2
 
 
-def _seconds(connection: Connection, name: str, default: float, low: float, high: float) -> float:
-    raw = connection.param(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConnectionUrlError(f"{KIND}: {name} must be a number of seconds") from None
-    if not low <= value <= high:
-        raise ConnectionUrlError(f"{KIND}: {name} must be between {low:g} and {high:g} seconds")
-    return value
-
-
 def _int(value: Any, name: str) -> int:
     """A protobuf 64-bit integer (a JSON string) or a plain JSON number, not negative."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -154,10 +139,7 @@ def _when(seconds: int) -> datetime:
 
 def _status_of(response: httpx.Response) -> tuple[int | None, str]:
     """The gRPC code and message of an LND error answer (unary or stream form)."""
-    try:
-        body = orjson.loads(response.content[:65536])
-    except orjson.JSONDecodeError:
-        return None, ""
+    body = http.error_body(response)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
     if not isinstance(body, dict):
@@ -178,25 +160,19 @@ class LndRest:
 
     def __init__(self, connection: Connection, env: BackendEnv) -> None:
         """Opened from its connection URL (see :func:`open_backend`)."""
-        unknown = sorted(set(connection.params) - PARAMS)
-        if unknown:
-            known = ", ".join(sorted(PARAMS))
-            raise ConnectionUrlError(f"{KIND}: unknown parameter {unknown[0][:32]!r} (known: {known})")
+        connection.check_params(PARAMS)
         if connection.guard is not None:  # a merchant's URL: nothing may be read from the host
             for name in ("macaroon", "cert"):
                 if (connection.param(name) or "").strip().startswith(("/", "~", ".")):
                     raise ConnectionUrlError(f"{KIND}: {name} must be given itself here, not as a file path")
         self._macaroon = load_macaroon(connection.param("macaroon"))
         self._base = connection.base_url(DEFAULT_PORT) + connection.path.rstrip("/")
-        private = (connection.param("private") or "0").lower()
-        if private not in {"0", "1", "true", "false", "yes", "no"}:
-            raise ConnectionUrlError(f"{KIND}: private must be 0 or 1")
-        self._private = private in {"1", "true", "yes"}
-        pay_timeout = _seconds(connection, "pay_timeout", 60, 1, 3600)
+        self._private = connection.flag("private", False)
+        pay_timeout = connection.seconds("pay_timeout", 60, least=1, most=3600)
         if pay_timeout != int(pay_timeout):
             raise ConnectionUrlError(f"{KIND}: pay_timeout must be a whole number of seconds")
         self._pay_timeout = int(pay_timeout)
-        self._heartbeat = _seconds(connection, "heartbeat", 60.0, 0.1, 3600)
+        self._heartbeat = connection.seconds("heartbeat", 60.0, least=0.1, most=3600)
         self._timeout = connection.timeout
         self._network = env.network
         self._http = http.client(connection, headers={"Grpc-Metadata-macaroon": self._macaroon})
@@ -238,10 +214,7 @@ class LndRest:
         return LightningProtocolError(f"answered HTTP {response.status_code}", backend=KIND)
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._http.request(method, self._base + path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise http.transport_error(KIND, exc) from None
+        return await http.send(self._http, KIND, method, self._base + path, **kwargs)
 
     async def _call(self, method: str, path: str, *, lacking: str | None = None, **kwargs: Any) -> Any:
         response = await self._send(method, path, **kwargs)
@@ -309,29 +282,21 @@ class LndRest:
         payment_hash = _bytes(http.field(KIND, answer, "r_hash", str), "r_hash")
         if len(payment_hash) != 32:
             raise LightningProtocolError("answered an r_hash that is not 32 bytes", backend=KIND)
-        payment_request = http.field(KIND, answer, "payment_request", str)
-        decoded = verify.created_invoice(
+        return verify.created_invoice(
             KIND,
-            payment_request,
+            http.field(KIND, answer, "payment_request", str),
             amount_msat=amount_msat,
             description=description if description_hash is None else None,
             description_hash=description_hash,
             network=self._network,
             payment_hash=payment_hash.hex(),
         )
-        return CreatedInvoice(
-            payment_hash=payment_hash.hex(),
-            payment_request=payment_request,
-            backend_invoice_id=payment_hash.hex(),
-            amount_msat=amount_msat,
-            expires_at=_when(decoded.expires_at),
-        )
 
     async def lookup_invoice(
         self, payment_hash: str, *, backend_invoice_id: str | None = None
     ) -> InvoiceState:
         wanted = payment_hash.lower()
-        if not _HASH.fullmatch(wanted):
+        if not verify.is_hash(wanted):
             return InvoiceState(payment_hash=payment_hash, status=InvoiceStatus.UNKNOWN)
         response = await self._send("GET", f"/v1/invoice/{wanted}")
         if self._invoice_unknown(response):
@@ -442,10 +407,9 @@ class LndRest:
     async def pay_invoice(
         self, bolt11_invoice: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
     ) -> PaymentResult:
-        try:
-            decoded = bolt11.decode(bolt11_invoice.strip(), require_payment_secret=False)
-        except bolt11.Bolt11Error as exc:
-            return PaymentResult(PaymentStatus.FAILED, "", error=f"invalid invoice: {exc}")
+        decoded = invoice_to_pay(bolt11_invoice, amount_msat)
+        if isinstance(decoded, PaymentResult):
+            return decoded
         payment_hash = decoded.payment_hash.hex()
         body: dict[str, Any] = {
             "payment_request": bolt11_invoice.strip(),
@@ -454,8 +418,6 @@ class LndRest:
             "no_inflight_updates": False,
         }
         if decoded.amount_msat is None:
-            if amount_msat is None:
-                return PaymentResult(PaymentStatus.FAILED, payment_hash, error="the invoice has no amount")
             body["amt_msat"] = str(amount_msat)
         elif amount_msat is not None and amount_msat != decoded.amount_msat:
             return PaymentResult(
@@ -481,7 +443,7 @@ class LndRest:
                                 return seen
         except TimeoutError:
             return seen or PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error="no answer in time")
-        except _NOT_SENT as exc:  # the request never left: nothing was paid, say so
+        except http.NOT_SENT as exc:  # the request never left: nothing was paid, say so
             raise http.transport_error(KIND, exc) from None
         except (httpx.HTTPError, LightningError) as exc:  # it may have been paid: never FAILED
             said = exc if isinstance(exc, LightningError) else http.transport_error(KIND, exc)
@@ -515,12 +477,8 @@ class LndRest:
             raise LightningProtocolError("answered about another payment", backend=KIND)
         status = payment.get("status")
         if status == "SUCCEEDED":
-            preimage = payment.get("payment_preimage")
-            if (
-                not isinstance(preimage, str)
-                or not _HASH.fullmatch(preimage)
-                or hashlib.sha256(bytes.fromhex(preimage)).hexdigest() != payment_hash
-            ):
+            preimage = verify.preimage_of(payment_hash, payment.get("payment_preimage"))
+            if preimage is None:
                 raise LightningProtocolError("reported a preimage that does not match", backend=KIND)
             return PaymentResult(
                 PaymentStatus.SETTLED,
@@ -543,7 +501,7 @@ class LndRest:
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
         wanted = payment_hash.lower()
-        if not _HASH.fullmatch(wanted):
+        if not verify.is_hash(wanted):
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash)
         path = "/v2/router/track/" + base64.urlsafe_b64encode(bytes.fromhex(wanted)).decode()
         try:
@@ -575,7 +533,7 @@ class LndRest:
         return NodeInfo(
             pubkey=pubkey,
             alias=alias if isinstance(alias, str) else "",
-            network=NETWORKS.get(network, network),
+            network=network_named(network) or network,
             backend=KIND,
         )
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import math
 import re
 import time
@@ -64,6 +63,7 @@ from boltgate.lightning.base import (
     PaymentResult,
     PaymentStatus,
     Settlement,
+    network_named,
 )
 from boltgate.lightning.connection import Connection, ConnectionUrlError
 from boltgate.lightning.registry import BackendEnv
@@ -78,20 +78,10 @@ REPLAY_WINDOW = 3600
 # small pages: an answer must stay under the relays' event size limits (and boltgate's 64 KiB)
 REPLAY_PAGE = 10
 REPLAY_PAGES = 30
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _REJECTED = frozenset({"UNAUTHORIZED", "RESTRICTED"})
 _UNSUPPORTED = frozenset({"NOT_IMPLEMENTED", "UNSUPPORTED_ENCRYPTION"})
 _UNAVAILABLE = frozenset({"RATE_LIMITED", "INTERNAL"})
 _PAY_FAILED = frozenset({"PAYMENT_FAILED", "INSUFFICIENT_BALANCE", "QUOTA_EXCEEDED"})
-_NETWORKS = {
-    "mainnet": "mainnet",
-    "bitcoin": "mainnet",
-    "testnet": "testnet",
-    "testnet3": "testnet",
-    "testnet4": "testnet",
-    "signet": "signet",
-    "regtest": "regtest",
-}
 _PUBKEY = re.compile(r"0[23][0-9a-f]{64}")
 log = structlog.get_logger(__name__)
 
@@ -169,11 +159,12 @@ def _preimage(body: dict[str, Any], payment_hash: str) -> str | None:
     value = body.get("preimage")
     if not value:
         return None
-    if not isinstance(value, str) or not _HEX64.fullmatch(value.lower()):
+    if not verify.is_hash(value):
         _protocol("answered with a malformed preimage")
-    if hashlib.sha256(bytes.fromhex(value)).hexdigest() != payment_hash:
+    preimage = verify.preimage_of(payment_hash, value)
+    if preimage is None:
         _protocol("answered with a preimage that is not the payment hash's")
-    return value.lower()
+    return preimage
 
 
 def _invoice_state(body: dict[str, Any], payment_hash: str) -> InvoiceState:
@@ -283,7 +274,7 @@ class NwcBackend:
 
     async def _lookup(self, payment_hash: str) -> dict[str, Any] | None:
         """The wallet's transaction of ``payment_hash``, None when it has none."""
-        if not isinstance(payment_hash, str) or not _HEX64.fullmatch(payment_hash.lower()):
+        if not verify.is_hash(payment_hash):
             raise LightningRejected("a payment hash is 64 hex characters", backend=KIND)
         try:
             return await self._request("lookup_invoice", {"payment_hash": payment_hash.lower()})
@@ -319,7 +310,7 @@ class NwcBackend:
         reported = result.get("payment_hash")
         if reported is not None and not isinstance(reported, str):
             _protocol("answered with a malformed payment hash")
-        decoded = verify.created_invoice(
+        created = verify.created_invoice(
             KIND,
             invoice,
             amount_msat=amount_msat,
@@ -330,14 +321,7 @@ class NwcBackend:
         )
         if _int(result, "amount") not in (None, amount_msat):
             _protocol(f"reported an invoice amount of {result.get('amount')} msat instead of {amount_msat}")
-        payment_hash = decoded.payment_hash.hex()
-        return CreatedInvoice(
-            payment_hash=payment_hash,
-            payment_request=invoice.strip(),
-            backend_invoice_id=payment_hash,
-            amount_msat=amount_msat,
-            expires_at=datetime.fromtimestamp(decoded.expires_at, UTC),
-        )
+        return created
 
     async def lookup_invoice(
         self, payment_hash: str, *, backend_invoice_id: str | None = None
@@ -366,7 +350,7 @@ class NwcBackend:
                     if kind != "payment_received" or not isinstance(payment_hash, str):
                         continue
                     payment_hash = payment_hash.lower()
-                    if not _HEX64.fullmatch(payment_hash) or payment_hash in yielded:
+                    if not verify.is_hash(payment_hash) or payment_hash in yielded:
                         continue
                     state = await self.lookup_invoice(payment_hash)  # a notification is only a hint
                     if state.status is not InvoiceStatus.SETTLED or state.settled_at is None:
@@ -395,7 +379,7 @@ class NwcBackend:
                 _protocol("answered list_transactions without a transactions list")
             for item in transactions:
                 payment_hash = item.get("payment_hash") if isinstance(item, dict) else None
-                if not isinstance(payment_hash, str) or not _HEX64.fullmatch(payment_hash.lower()):
+                if not verify.is_hash(payment_hash):
                     continue
                 try:
                     state = _invoice_state(item, payment_hash.lower())
@@ -482,11 +466,10 @@ class NwcBackend:
             raise _failure(exc) from None
         alias, pubkey = result.get("alias"), result.get("pubkey")
         node = pubkey.lower() if isinstance(pubkey, str) else ""
-        network = _NETWORKS.get(str(result.get("network", "")).lower(), self._network)
         return NodeInfo(
             pubkey=node if _PUBKEY.fullmatch(node) else self._client.wallet,
             alias=alias[:64] if isinstance(alias, str) else "",
-            network=network,
+            network=network_named(str(result.get("network", ""))) or self._network,
             backend=KIND,
         )
 
@@ -536,19 +519,6 @@ def _relays(connection: Connection) -> list[str]:
     return relays
 
 
-def _pay_timeout(connection: Connection) -> float:
-    raw = connection.param("pay_timeout")
-    if raw is None:
-        return max(PAY_TIMEOUT, connection.timeout)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConnectionUrlError("nwc: pay_timeout must be a number of seconds") from None
-    if not 0 < value <= 600:
-        raise ConnectionUrlError("nwc: pay_timeout must be between 0 and 600 seconds")
-    return value
-
-
 def _address_rule(connection: Connection) -> AddressRule | None:
     """A merchant's connection string reaches public addresses and its ``guard`` networks only."""
     guard = getattr(connection, "guard", None)
@@ -566,6 +536,6 @@ def open_backend(connection: Connection, env: BackendEnv) -> NwcBackend:
         relays=_relays(connection),
         network=env.network,
         timeout=connection.timeout,
-        pay_timeout=_pay_timeout(connection),
+        pay_timeout=connection.seconds("pay_timeout", max(PAY_TIMEOUT, connection.timeout), most=600),
         address_rule=_address_rule(connection),
     )

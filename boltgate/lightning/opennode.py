@@ -27,14 +27,13 @@ Errors are ``{"success": false, "message": …}`` with HTTP 400, 401, 404 or 5xx
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import orjson
 
 from boltgate.lightning import verify
+from boltgate.lightning.amounts import MSAT_PER_SAT, whole_sats
 from boltgate.lightning.base import (
     CreatedInvoice,
     InvoiceState,
@@ -48,19 +47,15 @@ from boltgate.lightning.base import (
 )
 from boltgate.lightning.connection import Connection
 from boltgate.lightning.custodial import (
-    MSAT_PER_SAT,
     Api,
     CustodialBackend,
     account_id,
     hash_of,
     msat_of_sats,
     open_api,
-    outgoing,
-    sats_of,
-    status_error,
     time_of,
 )
-from boltgate.lightning.http import field
+from boltgate.lightning.http import error_body, field
 from boltgate.lightning.registry import BackendEnv
 
 log = logging.getLogger(__name__)
@@ -84,10 +79,7 @@ class OpenNode(CustodialBackend):
         self._account = account_id(self.name, api.base_url, api.key)
 
     def said(self, response: httpx.Response) -> str:
-        try:
-            body = orjson.loads(response.content[:65536])
-        except orjson.JSONDecodeError:
-            return ""
+        body = error_body(response)
         message = body.get("message") if isinstance(body, dict) else None
         return message if isinstance(message, str) else ""
 
@@ -108,7 +100,7 @@ class OpenNode(CustodialBackend):
             raise LightningUnsupported(
                 "a charge cannot commit to a given description hash", backend=self.name
             )
-        sats = sats_of(self.name, amount_msat)
+        sats = whole_sats(self.name, amount_msat, "an invoice amount")
         if sats > MAX_LIGHTNING_SATS:
             raise LightningUnsupported("gives no Lightning invoice above 5 BTC", backend=self.name)
         ttl = -(-expiry_seconds // 60)  # whole minutes, rounded up
@@ -124,23 +116,17 @@ class OpenNode(CustodialBackend):
                 f"made a charge of {data.get('amount')!r} sats, not {sats}", backend=self.name
             )
         payreq = field(self.name, field(self.name, data, "lightning_invoice", dict), "payreq", str)
-        decoded = verify.created_invoice(
+        created = verify.created_invoice(
             self.name,
             payreq,
             amount_msat=amount_msat,
             description=description,
             description_hash=None,
             network=self.network,
-        )
-        payment_hash = decoded.payment_hash.hex()
-        self._invoices.put(payment_hash, charge_id)
-        return CreatedInvoice(
-            payment_hash=payment_hash,
-            payment_request=payreq.strip(),
             backend_invoice_id=charge_id,
-            amount_msat=amount_msat,
-            expires_at=datetime.fromtimestamp(decoded.expires_at, UTC),
         )
+        self._invoices.put(created.payment_hash, charge_id)
+        return created
 
     async def lookup_invoice(
         self, payment_hash: str, *, backend_invoice_id: str | None = None
@@ -199,12 +185,9 @@ class OpenNode(CustodialBackend):
     async def pay_invoice(
         self, bolt11: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
     ) -> PaymentResult:
-        target = outgoing(self.name, bolt11, amount_msat, self.network)
+        target = await self.to_pay(bolt11, amount_msat)
         if isinstance(target, PaymentResult):
             return target
-        earlier = await self.earlier(target.payment_hash)
-        if earlier is not None:
-            return earlier
         body: dict[str, Any] = {"type": "ln", "address": bolt11.strip()}
         if target.send_msat is not None:
             body["amount"] = target.send_msat // MSAT_PER_SAT
@@ -212,18 +195,13 @@ class OpenNode(CustodialBackend):
             response = await self.send("POST", "/v2/withdrawals", json=body)
         except LightningUnavailable as exc:  # it may have reached OpenNode: ask, never resend
             return PaymentResult(PaymentStatus.UNKNOWN, target.payment_hash, error=str(exc))
-        status = response.status_code
-        if status == 403:
-            raise LightningUnsupported(
-                "this API key cannot pay (it needs the Withdrawals permission)", backend=self.name
+        if response.status_code >= 500:  # it may have been paid: ask, never resend
+            return PaymentResult(
+                PaymentStatus.UNKNOWN, target.payment_hash, error=f"HTTP {response.status_code}"
             )
-        if status in (401, 429):  # refused as a whole, not paid: the caller may try again later
-            raise status_error(self.name, status, self.said(response))
-        if status >= 500:
-            return PaymentResult(PaymentStatus.UNKNOWN, target.payment_hash, error=f"HTTP {status}")
-        if status >= 400:  # refused before anything was sent
-            said = self.said(response) or f"HTTP {status}"
-            return PaymentResult(PaymentStatus.FAILED, target.payment_hash, error=said)
+        refused = self.refused(response, target.payment_hash, "needs the Withdrawals permission")
+        if refused is not None:
+            return refused
         try:
             return self._payment(target.payment_hash, self._data(response, dict))
         except LightningProtocolError as exc:

@@ -46,10 +46,10 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
 
-from boltgate.lightning import bolt11, http, verify
+from boltgate.lightning import bolt11, http, verify, ws
+from boltgate.lightning.amounts import whole_sats
 from boltgate.lightning.base import (
     CreatedInvoice,
     InvoiceState,
@@ -57,15 +57,15 @@ from boltgate.lightning.base import (
     LightningError,
     LightningProtocolError,
     LightningRejected,
-    LightningTimeout,
-    LightningUnavailable,
     LightningUnsupported,
     NodeInfo,
     PaymentResult,
     PaymentStatus,
     Settlement,
+    network_named,
 )
 from boltgate.lightning.connection import Connection, ConnectionUrlError
+from boltgate.lightning.paying import answer_of, settled_or_pending
 from boltgate.lightning.registry import BackendEnv
 
 KIND = "phoenixd"
@@ -73,13 +73,10 @@ DEFAULT_PORT = 9740
 MAX_DESCRIPTION = 128  # phoenixd counts Kotlin String.length: UTF-16 code units
 EXTERNAL_ID = "boltgate"  # marks the invoices made by the gateway in phoenixd's own lists
 PING_INTERVAL = 10.0  # phoenixd pings every 10 s too; a silent socket is noticed within ~25 s
-MAX_MESSAGE = 1 << 20
 REPLAY_WINDOW_MS = 3_600_000  # a new subscription replays the settlements of the last hour…
 PAGE = 100
 REPLAY_PAGES = 10  # …up to 1,000 of them (the reconciler finds any other)
-_HASH = re.compile(r"[0-9a-f]{64}")
 _PUBKEY = re.compile(r"0[23][0-9a-f]{64}")
-_NETWORKS = {"mainnet": "mainnet", "bitcoin": "mainnet", "signet": "signet", "regtest": "regtest"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +86,7 @@ class _Settings:
     password: str = dataclasses.field(repr=False)
     timeout: float
     pay_timeout: float
-    tls_context: ssl.SSLContext | bool | None  # for wss (None: plain ws)
+    tls_context: ssl.SSLContext | bool  # for wss (False: plain ws)
 
 
 def settings_of(connection: Connection) -> tuple[Connection, _Settings]:
@@ -107,54 +104,20 @@ def settings_of(connection: Connection) -> tuple[Connection, _Settings]:
         connection = dataclasses.replace(connection, params={**connection.params, "tls": ["0"]})
     if connection.param("cert") is not None and not connection.tls:
         raise ConnectionUrlError(f"{KIND}: cert= pins a TLS certificate, so it needs tls=1")
-    prefix = quote(connection.path.rstrip("/"), safe="/")
-    base = connection.base_url(DEFAULT_PORT) + prefix
-    ws_base = "wss" + base[len("https") :] if connection.tls else "ws" + base[len("http") :]
+    base = connection.base_url(DEFAULT_PORT) + quote(connection.path.rstrip("/"), safe="/")
     return connection, _Settings(
         base_url=base,
-        ws_url=ws_base + "/websocket",
+        ws_url=ws.url_of(base) + "/websocket",
         password=password,
         timeout=connection.timeout,
-        pay_timeout=_seconds(connection.param("pay_timeout"), 60.0),
-        tls_context=http.tls_context(KIND, connection.param("cert"), allow_files=connection.guard is None)
-        if connection.tls
-        else None,
+        pay_timeout=connection.seconds("pay_timeout", 60.0, most=600),
+        tls_context=http.verify_of(connection),
     )
-
-
-def _seconds(raw: str | None, default: float) -> float:
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConnectionUrlError(f"{KIND}: pay_timeout must be a number of seconds") from None
-    if not 0 < value <= 600:
-        raise ConnectionUrlError(f"{KIND}: pay_timeout must be between 0 and 600 seconds")
-    return value
-
-
-def whole_sats(amount_msat: int, what: str) -> int:
-    """``amount_msat`` in sats, or :class:`LightningUnsupported`: phoenixd counts in whole sats."""
-    if isinstance(amount_msat, bool) or not isinstance(amount_msat, int) or amount_msat <= 0:
-        raise LightningUnsupported(f"{what} must be a positive whole number of sats", backend=KIND)
-    if amount_msat % 1000:
-        raise LightningUnsupported(
-            f"{what} of {amount_msat} msat is not a whole number of sats (phoenixd counts in sats)",
-            backend=KIND,
-        )
-    return amount_msat // 1000
 
 
 def utf16_length(text: str) -> int:
     """The length phoenixd (Kotlin) gives a string: characters beyond the BMP count twice."""
     return len(text.encode("utf-16-le")) // 2
-
-
-def network_of(chain: str) -> str:
-    """boltgate's network name for phoenixd's ``chain`` (``mainnet``, ``testnet3``, ``testnet4``…)."""
-    chain = chain.lower()
-    return "testnet" if chain.startswith("testnet") else _NETWORKS.get(chain, chain)
 
 
 def _plain_text(response: httpx.Response) -> str:
@@ -177,10 +140,6 @@ def _millis(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-def _is_hash(value: str) -> bool:
-    return isinstance(value, str) and _HASH.fullmatch(value.lower()) is not None
-
-
 def _received_msat(body: Any) -> int:
     """What the payer paid: phoenixd reports the amount after its liquidity fees (``receivedSat``,
     truncated to the sat) and the fees apart (msat)."""
@@ -197,8 +156,9 @@ def _received_msat(body: Any) -> int:
     return total
 
 
-def _received_event(message: str | bytes) -> tuple[str, int, int] | None:
-    """(payment hash, amountSat, timestamp ms) of a ``payment_received`` event; None for others."""
+def _received_event(message: ws.Message) -> ws.Push | None:
+    """What a ``payment_received`` event says was paid (``amountSat``, ``timestamp`` in ms); None
+    for other events."""
     try:
         event = orjson.loads(message)
     except orjson.JSONDecodeError:
@@ -208,9 +168,14 @@ def _received_event(message: str | bytes) -> tuple[str, int, int] | None:
     if event.get("type") != "payment_received":
         return None
     payment_hash = http.field(KIND, event, "paymentHash", str).lower()
-    if not _is_hash(payment_hash):
+    if not verify.is_hash(payment_hash):
         raise LightningProtocolError("pushed a payment with an invalid payment hash", backend=KIND)
-    return payment_hash, http.field(KIND, event, "amountSat", int), http.field(KIND, event, "timestamp", int)
+    amount_sat = http.field(KIND, event, "amountSat", int)
+    try:
+        received_at = _millis(http.field(KIND, event, "timestamp", int))
+    except (ValueError, OverflowError, OSError):
+        raise LightningProtocolError("pushed a payment with an invalid timestamp", backend=KIND) from None
+    return ws.Push(payment_hash, amount_sat * 1000, received_at)
 
 
 class PhoenixdBackend:
@@ -224,6 +189,7 @@ class PhoenixdBackend:
         self._redacted = connection.redacted()
         self._network = network
         self._http = http.client(connection, auth=httpx.BasicAuth("", self._settings.password))
+        self._guard = connection.guard
 
     def __repr__(self) -> str:
         return f"PhoenixdBackend({self._redacted})"
@@ -232,10 +198,7 @@ class PhoenixdBackend:
 
     async def _send(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
         """The JSON answer; None for a 404 when ``missing_ok`` (phoenixd's answer for an unknown hash)."""
-        try:
-            response = await self._http.request(method, self._settings.base_url + path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise http.transport_error(KIND, exc) from None
+        response = await http.send(self._http, KIND, method, self._settings.base_url + path, **kwargs)
         if missing_ok and response.status_code == 404:
             return None
         error = _refusal(response)
@@ -253,7 +216,7 @@ class PhoenixdBackend:
         description_hash: bytes | None = None,
         expiry_seconds: int = 3600,
     ) -> CreatedInvoice:
-        sats = whole_sats(amount_msat, "an invoice amount")
+        sats = whole_sats(KIND, amount_msat, "an invoice amount")
         if isinstance(expiry_seconds, bool) or not isinstance(expiry_seconds, int) or expiry_seconds <= 0:
             raise ValueError("expiry_seconds must be a positive number of seconds")
         form = {"amountSat": str(sats), "expirySeconds": str(expiry_seconds), "externalId": EXTERNAL_ID}
@@ -278,7 +241,7 @@ class PhoenixdBackend:
             raise LightningProtocolError(
                 f"reported an invoice for {body.get('amountSat')!r} sat instead of {sats}", backend=KIND
             )
-        decoded = verify.created_invoice(
+        return verify.created_invoice(
             KIND,
             payment_request,
             amount_msat=amount_msat,
@@ -287,18 +250,11 @@ class PhoenixdBackend:
             network=self._network,
             payment_hash=payment_hash,
         )
-        return CreatedInvoice(
-            payment_hash=decoded.payment_hash.hex(),
-            payment_request=payment_request.strip(),
-            backend_invoice_id=decoded.payment_hash.hex(),
-            amount_msat=amount_msat,
-            expires_at=datetime.fromtimestamp(decoded.expires_at, UTC),
-        )
 
     async def lookup_invoice(
         self, payment_hash: str, *, backend_invoice_id: str | None = None
     ) -> InvoiceState:
-        if not _is_hash(payment_hash):
+        if not verify.is_hash(payment_hash):
             return InvoiceState(payment_hash=payment_hash, status=InvoiceStatus.UNKNOWN)
         wanted = payment_hash.lower()
         body = await self._send("GET", f"/payments/incoming/{wanted}", missing_ok=True)
@@ -319,28 +275,12 @@ class PhoenixdBackend:
             payment_hash=payment_hash, status=InvoiceStatus.CANCELED if expired else InvoiceStatus.OPEN
         )
 
-    async def settlements(self, after_index: int = 0) -> AsyncIterator[Settlement]:
-        """The payments received in the last hour, then each one phoenixd pushes."""
-        socket = await self._open_websocket()  # first: nothing received from now on is missed
-        try:
-            replayed: set[str] = set()
-            for settlement in await self._recent_settlements():
-                replayed.add(settlement.payment_hash)
-                yield settlement
-            while True:
-                try:
-                    message = await socket.recv()
-                except ConnectionClosed:
-                    raise LightningUnavailable("the websocket stream dropped", backend=KIND) from None
-                event = _received_event(message)
-                if event is None:
-                    continue
-                if event[0] in replayed:  # received while the replay was being read
-                    replayed.discard(event[0])
-                    continue
-                yield await self._settlement_of(*event)
-        finally:
-            await socket.close()
+    def settlements(self, after_index: int = 0) -> AsyncIterator[Settlement]:
+        """The payments received in the last hour, then each one phoenixd pushes (with what the
+        look-up says the payer paid; the event's amount, after liquidity fees, if it cannot tell)."""
+        return ws.settlements(
+            KIND, self._open_websocket, self._recent_settlements, _received_event, self.lookup_invoice
+        )
 
     async def _recent_settlements(self) -> list[Settlement]:
         """The gateway's invoices paid in the last hour, oldest first."""
@@ -358,7 +298,7 @@ class PhoenixdBackend:
                 raise LightningProtocolError("answered the payments list with something else", backend=KIND)
             for item in body:
                 hash_ = http.field(KIND, item, "paymentHash", str).lower()
-                if _is_hash(hash_) and item.get("isPaid") is True:
+                if verify.is_hash(hash_) and item.get("isPaid") is True:
                     completed = _millis(http.field(KIND, item, "completedAt", int))
                     found.append(Settlement(hash_, _received_msat(item), completed, 0))
             if len(body) < PAGE:
@@ -368,51 +308,15 @@ class PhoenixdBackend:
 
     async def _open_websocket(self) -> ClientConnection:
         token = base64.b64encode(f":{self._settings.password}".encode()).decode()
-        context = self._settings.tls_context
-        options: dict[str, Any] = {} if context is None else {"ssl": context}
-        try:
-            return await connect(
-                self._settings.ws_url,
-                additional_headers={"Authorization": f"Basic {token}"},
-                open_timeout=self._settings.timeout,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=self._settings.timeout,
-                close_timeout=2.0,
-                max_size=MAX_MESSAGE,
-                proxy=None,
-                user_agent_header="boltgate",
-                **options,
-            )
-        except InvalidStatus as exc:
-            code = exc.response.status_code
-            if code in (401, 403):
-                raise LightningRejected(f"refused the credentials (HTTP {code})", backend=KIND) from None
-            if code == 429 or code >= 500:
-                raise LightningUnavailable(f"answered HTTP {code} to the websocket", backend=KIND) from None
-            if code < 400:
-                raise LightningProtocolError(
-                    f"did not open a websocket (HTTP {code})", backend=KIND
-                ) from None
-            raise LightningRejected(f"refused the websocket (HTTP {code})", backend=KIND) from None
-        except TimeoutError:
-            raise LightningTimeout("no answer in time (websocket)", backend=KIND) from None
-        except ssl.SSLCertVerificationError:
-            raise LightningRejected(
-                "the TLS certificate presented does not match the configured one (cert=)", backend=KIND
-            ) from None
-        except (OSError, InvalidHandshake) as exc:
-            raise LightningUnavailable(
-                f"cannot open the websocket ({type(exc).__name__})", backend=KIND
-            ) from None
-
-    async def _settlement_of(self, payment_hash: str, amount_sat: int, timestamp: int) -> Settlement:
-        try:  # the look-up has what the payer paid (the event: what remained after liquidity fees)
-            state = await self.lookup_invoice(payment_hash)
-        except LightningError:
-            state = None
-        if state is not None and state.status is InvoiceStatus.SETTLED and state.settled_at is not None:
-            return Settlement(payment_hash, state.amount_received_msat, state.settled_at, 0)
-        return Settlement(payment_hash, amount_sat * 1000, _millis(timestamp), 0)
+        return await ws.open_socket(
+            KIND,
+            self._settings.ws_url,
+            seconds=self._settings.timeout,
+            ping_interval=PING_INTERVAL,
+            tls=self._settings.tls_context,
+            guard=self._guard,
+            headers={"Authorization": f"Basic {token}"},
+        )
 
     # -- paying
 
@@ -428,7 +332,7 @@ class PhoenixdBackend:
         payment_hash = decoded.payment_hash.hex()
         form = {"invoice": bolt11_invoice.strip()}
         if amount_msat is not None:
-            form["amountSat"] = str(whole_sats(amount_msat, "a payment amount"))
+            form["amountSat"] = str(whole_sats(KIND, amount_msat, "a payment amount"))
         elif decoded.amount_msat is None:
             raise LightningRejected("the invoice has no amount: give amount_msat", backend=KIND)
         timeout = httpx.Timeout(self._settings.timeout, read=self._settings.pay_timeout)
@@ -436,10 +340,10 @@ class PhoenixdBackend:
             response = await self._http.post(
                 self._settings.base_url + "/payinvoice", data=form, timeout=timeout
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except http.NOT_SENT as exc:
             raise http.transport_error(KIND, exc) from None  # the request never left
-        except httpx.ReadTimeout:
-            return await self._after_timeout(payment_hash)
+        except httpx.ReadTimeout:  # phoenixd may still be sending: ask (never pay again)
+            return await settled_or_pending(self.lookup_payment, payment_hash, "no answer within pay_timeout")
         except httpx.HTTPError as exc:
             return PaymentResult(
                 PaymentStatus.UNKNOWN, payment_hash, error=f"the answer was lost ({type(exc).__name__})"
@@ -453,32 +357,24 @@ class PhoenixdBackend:
         if code == 400:  # phoenixd refused the request's parameters: nothing was sent
             said = _plain_text(response) or "bad request"
             return PaymentResult(PaymentStatus.FAILED, payment_hash, error=f"refused to pay: {said}")
-        if not 200 <= code < 300:
-            return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error=f"answered HTTP {code}")
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            return PaymentResult(
-                PaymentStatus.UNKNOWN, payment_hash, error="answered with a body that is not JSON"
-            )
+        body = answer_of(response, payment_hash)
+        if isinstance(body, PaymentResult):
+            return body
         reported = body.get("paymentHash")
         if reported is not None and (not isinstance(reported, str) or reported.lower() != payment_hash):
             return PaymentResult(
                 PaymentStatus.UNKNOWN, payment_hash, error="answered about another payment hash"
             )
         preimage = body.get("paymentPreimage")
-        if isinstance(preimage, str) and _is_hash(preimage):
-            if hashlib.sha256(bytes.fromhex(preimage)).hexdigest() != payment_hash:
+        if verify.is_hash(preimage):
+            matched = verify.preimage_of(payment_hash, preimage)
+            if matched is None:
                 return PaymentResult(
                     PaymentStatus.UNKNOWN, payment_hash, error="answered with a preimage of another payment"
                 )
             fee = body.get("routingFeeSat")
             fee_msat = fee * 1000 if isinstance(fee, int) and not isinstance(fee, bool) and fee >= 0 else 0
-            return PaymentResult(
-                PaymentStatus.SETTLED, payment_hash, preimage=preimage.lower(), fee_msat=fee_msat
-            )
+            return PaymentResult(PaymentStatus.SETTLED, payment_hash, preimage=matched, fee_msat=fee_msat)
         reason = body.get("reason")
         if isinstance(reason, str) and preimage is None:
             return PaymentResult(PaymentStatus.FAILED, payment_hash, error=reason[:300] or "payment failed")
@@ -499,18 +395,8 @@ class PhoenixdBackend:
             )
         return LightningRejected(f"refused the credentials (HTTP {code})", backend=KIND)
 
-    async def _after_timeout(self, payment_hash: str) -> PaymentResult:
-        """No answer within pay_timeout: phoenixd may still be sending, so ask (never pay again)."""
-        try:
-            state = await self.lookup_payment(payment_hash)
-        except LightningError:
-            state = None
-        if state is not None and state.status in (PaymentStatus.SETTLED, PaymentStatus.PENDING):
-            return state
-        return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error="no answer within pay_timeout")
-
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
-        if not _is_hash(payment_hash):
+        if not verify.is_hash(payment_hash):
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash)
         wanted = payment_hash.lower()
         body = await self._send("GET", f"/payments/outgoingbyhash/{wanted}", missing_ok=True)
@@ -520,8 +406,8 @@ class PhoenixdBackend:
         if reported.lower() != wanted:
             raise LightningProtocolError("answered about another payment hash", backend=KIND)
         if http.field(KIND, body, "isPaid", bool):
-            preimage = http.field(KIND, body, "preimage", str).lower()
-            if not _is_hash(preimage) or hashlib.sha256(bytes.fromhex(preimage)).hexdigest() != wanted:
+            preimage = verify.preimage_of(wanted, http.field(KIND, body, "preimage", str))
+            if preimage is None:
                 raise LightningProtocolError("answered with a preimage of another payment", backend=KIND)
             fees = body.get("fees", 0)
             fee_msat = fees if isinstance(fees, int) and not isinstance(fees, bool) and fees >= 0 else 0
@@ -540,7 +426,9 @@ class PhoenixdBackend:
         chain = http.field(KIND, body, "chain", str)
         version = body.get("version")
         alias = f"phoenixd {version}" if isinstance(version, str) and version else "phoenixd"
-        return NodeInfo(pubkey=node_id, alias=alias[:64], network=network_of(chain), backend=KIND)
+        return NodeInfo(
+            pubkey=node_id, alias=alias[:64], network=network_named(chain) or chain.lower(), backend=KIND
+        )
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -38,7 +38,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import orjson
 
 from boltgate.lightning import verify
 from boltgate.lightning.base import (
@@ -53,17 +52,8 @@ from boltgate.lightning.base import (
     PaymentStatus,
 )
 from boltgate.lightning.connection import Connection
-from boltgate.lightning.custodial import (
-    Api,
-    CustodialBackend,
-    btc_text,
-    msat_of_btc,
-    open_api,
-    outgoing,
-    status_error,
-    time_of,
-)
-from boltgate.lightning.http import field
+from boltgate.lightning.custodial import Api, CustodialBackend, btc_text, msat_of_btc, open_api, time_of
+from boltgate.lightning.http import error_body, field
 from boltgate.lightning.registry import BackendEnv
 
 PUBLIC_HOSTS = {"api.strike.me": "mainnet"}
@@ -76,6 +66,7 @@ STATES = {
 MAYBE_SENT = frozenset(
     {"PAYMENT_PROCESSED", "PROCESSING_PAYMENT", "LN_INVOICE_PROCESSED", "PROCESSING_CONFLICT"}
 )
+_CANNOT_PAY = "lacks the payment scopes"
 
 
 class Strike(CustodialBackend):
@@ -88,10 +79,7 @@ class Strike(CustodialBackend):
         self._info: NodeInfo | None = None
 
     def said(self, response: httpx.Response) -> str:
-        try:
-            body = orjson.loads(response.content[:65536])
-        except orjson.JSONDecodeError:
-            return ""
+        body = error_body(response)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             return ""
@@ -136,7 +124,7 @@ class Strike(CustodialBackend):
             raise LightningProtocolError(
                 f"made an invoice of {btc[:32]!r} BTC, not {amount}", backend=self.name
             )
-        decoded = verify.created_invoice(
+        return verify.created_invoice(
             self.name,
             invoice,
             amount_msat=amount_msat,
@@ -144,13 +132,7 @@ class Strike(CustodialBackend):
             description_hash=description_hash,
             network=self.network,
             payment_hash=field(self.name, answer, "paymentHash", str),
-        )
-        return CreatedInvoice(
-            payment_hash=decoded.payment_hash.hex(),
-            payment_request=invoice.strip(),
             backend_invoice_id=request_id,
-            amount_msat=amount_msat,
-            expires_at=datetime.fromtimestamp(decoded.expires_at, UTC),
         )
 
     async def lookup_invoice(
@@ -204,12 +186,9 @@ class Strike(CustodialBackend):
     async def pay_invoice(
         self, bolt11: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
     ) -> PaymentResult:
-        target = outgoing(self.name, bolt11, amount_msat, self.network)
+        target = await self.to_pay(bolt11, amount_msat)
         if isinstance(target, PaymentResult):
             return target
-        earlier = await self.earlier(target.payment_hash)
-        if earlier is not None:
-            return earlier
         payment_hash = target.payment_hash
         body: dict[str, Any] = {"lnInvoice": bolt11.strip(), "sourceCurrency": "BTC"}
         if target.send_msat is not None:
@@ -218,7 +197,7 @@ class Strike(CustodialBackend):
         response = await self.send(
             "POST", "/v1/payment-quotes/lightning", json=body, headers={"idempotency-key": str(uuid.uuid4())}
         )
-        refused = self._refused(response, payment_hash)
+        refused = self.refused(response, payment_hash, _CANNOT_PAY)
         if refused is not None:
             return refused
         quote_answer = self.json(response)
@@ -241,29 +220,13 @@ class Strike(CustodialBackend):
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error=str(exc))
         if response.status_code >= 500 or self._code(response) in MAYBE_SENT:
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error=self.said(response) or None)
-        refused = self._refused(response, payment_hash)
+        refused = self.refused(response, payment_hash, _CANNOT_PAY)
         if refused is not None:
             return refused
         try:
             return self._payment(payment_hash, self.json(response))
         except LightningProtocolError as exc:
             return PaymentResult(PaymentStatus.UNKNOWN, payment_hash, error=str(exc))
-
-    def _refused(self, response: httpx.Response, payment_hash: str) -> PaymentResult | None:
-        """FAILED for an explicit refusal (nothing was paid); credentials, rate limits and outages
-        raise."""
-        status = response.status_code
-        if status == 403:
-            raise LightningUnsupported(
-                "this API key cannot pay (it lacks the payment scopes)", backend=self.name
-            )
-        if status in (401, 429) or status >= 500:  # not done: the caller may try again later
-            raise status_error(self.name, status, self.said(response))
-        if status >= 400:
-            return PaymentResult(
-                PaymentStatus.FAILED, payment_hash, error=self.said(response) or f"HTTP {status}"
-            )
-        return None
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
         payment_hash = payment_hash.lower()

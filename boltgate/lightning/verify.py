@@ -3,16 +3,35 @@
 A backend that answers with an invoice for another amount, another description, another network
 or another payment hash than it reports is broken or hostile; taking its word would credit the
 wrong amount or wait on a hash that is never paid. Each mismatch is a
-:class:`~boltgate.lightning.base.LightningProtocolError` naming the backend.
+:class:`~boltgate.lightning.base.LightningProtocolError` naming the backend. Likewise a preimage
+is taken only when it hashes to the payment's hash (:func:`preimage_of`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+from datetime import UTC, datetime
+from typing import TypeGuard
 
 from boltgate.lightning import bolt11
-from boltgate.lightning.base import LightningProtocolError
+from boltgate.lightning.base import CreatedInvoice, LightningProtocolError
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def is_hash(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is 32 bytes in hex (a payment hash or a preimage), in either case."""
+    return isinstance(value, str) and _HASH.fullmatch(value.lower()) is not None
+
+
+def preimage_of(payment_hash: str, value: object) -> str | None:
+    """``value`` in lower case when it is the preimage of ``payment_hash`` (hex), else None."""
+    if not is_hash(value):
+        return None
+    preimage = str(value).lower()
+    return preimage if hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash.lower() else None
 
 
 def created_invoice(
@@ -24,8 +43,10 @@ def created_invoice(
     description_hash: bytes | None,
     network: str | None = None,
     payment_hash: str | None = None,
-) -> bolt11.Bolt11Invoice:
-    """The decoded invoice, when it is exactly the one asked for."""
+    backend_invoice_id: str | None = None,
+) -> CreatedInvoice:
+    """What :meth:`create_invoice` returns for the backend's invoice, when it is exactly the one
+    asked for; ``backend_invoice_id`` is the payment hash unless given."""
     try:
         decoded = bolt11.decode(payment_request.strip(), require_payment_secret=False)
     except bolt11.Bolt11Error as exc:
@@ -55,4 +76,10 @@ def created_invoice(
         raise LightningProtocolError("returned an invoice with another description", backend=backend)
     if decoded.timestamp + decoded.expiry <= time.time():
         raise LightningProtocolError("returned an invoice that has already expired", backend=backend)
-    return decoded
+    return CreatedInvoice(
+        payment_hash=decoded.payment_hash.hex(),
+        payment_request=payment_request.strip(),
+        backend_invoice_id=backend_invoice_id or decoded.payment_hash.hex(),
+        amount_msat=amount_msat,
+        expires_at=datetime.fromtimestamp(decoded.expires_at, UTC),
+    )

@@ -44,6 +44,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from boltgate.agent.nostr import Event, NostrError, parse_event
+from boltgate.kit import netguard
+from boltgate.kit.netguard import AddressRefused
 
 log = structlog.get_logger(__name__)
 
@@ -68,10 +70,6 @@ class RelayUnavailable(RelayError):
 
 class EventRejected(RelayError):
     """Every relay an event was published to refused it (``OK`` false)."""
-
-
-class AddressRefused(OSError):
-    """The relay's host resolves to an address ``address_rule`` does not allow."""
 
 
 def relay_label(url: str) -> str:
@@ -147,34 +145,6 @@ def _reason(exc: BaseException) -> str:
     return f"failed ({type(exc).__name__})"
 
 
-async def _open_socket(host: str, port: int, rule: AddressRule | None) -> socket.socket:
-    """A TCP socket connected to ``host``, after every address it resolves to passed ``rule``."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(f"{host} has no address")
-    if rule is not None:
-        for info in infos:
-            if not rule(str(info[4][0])):
-                raise AddressRefused("a relay address is not allowed")
-    failure: OSError | None = None
-    for family, kind, proto, _name, address in infos:
-        sock = socket.socket(family, kind, proto)
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, address)
-        except OSError as exc:
-            sock.close()
-            failure = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    assert failure is not None
-    raise failure
-
-
 class _Relay:
     """One relay: its connection (when open), its subscriptions and the OKs we wait for."""
 
@@ -215,7 +185,7 @@ class _Relay:
         host, port = parts.hostname or "", parts.port or (443 if secure else 80)
         pool = self._pool
         async with asyncio.timeout(pool.open_timeout):
-            sock = await _open_socket(host, port, pool.address_rule)
+            sock = await netguard.checked_socket(host, port, pool.address_rule)
             try:
                 return await connect(
                     self.url,

@@ -228,3 +228,40 @@ async def test_outside_dev_mode_credentials_must_travel_encrypted(tmp_path, url)
         await backends.check(url, env, "connectionUrl", cleartext_ok=False)
     assert caught.value.code == "invalid_connection_url"
     assert "encrypted" in caught.value.detail and "pw-secret" not in caught.value.detail
+
+
+async def test_a_guarded_connection_opens_no_socket_to_a_private_address(tmp_path, phoenixd):
+    """The address rule holds for websockets too, not only for HTTP requests."""
+    import base64
+
+    from boltgate.lightning import ws
+    from boltgate.lightning.base import LightningRejected
+    from boltgate.lightning.registry import BackendEnv, open_backend
+    from boltgate.merchant import backends
+
+    socket_url = f"ws://{phoenixd.url_host}/websocket"
+    with pytest.raises(LightningRejected) as caught:
+        await ws.open_socket("phoenixd", socket_url, seconds=2, ping_interval=10, tls=False, guard=())
+    assert "address" in str(caught.value)
+    opened = await ws.open_socket(
+        "phoenixd",
+        socket_url,
+        seconds=2,
+        ping_interval=10,
+        tls=False,
+        guard=backends.ANYWHERE,
+        headers={"Authorization": "Basic " + base64.b64encode(f":{phoenixd.password}".encode()).decode()},
+    )
+    await opened.close()
+    env = backends.merchant_env(BackendEnv(data_dir=tmp_path), (), allow_private=False)
+    backend = open_backend(url_of(phoenixd), env)
+    try:
+        with pytest.raises(LightningRejected):
+            await backend.node_info()
+    finally:
+        await backend.close()
+    allowed = open_backend(url_of(phoenixd), backends.merchant_env(BackendEnv(data_dir=tmp_path), (), True))
+    try:
+        assert (await allowed.node_info()).pubkey == phoenixd.node_id
+    finally:
+        await allowed.close()
