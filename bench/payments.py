@@ -57,8 +57,7 @@ RESULTS = BENCH / "RESULTS.md"
 SECTION = "payments"
 
 LNBITS_VERSION = "1.6.2"
-LNBITS_VENV = BENCH / ".peers" / "lnbits-venv"
-LNBITS_PINS = (f"lnbits=={LNBITS_VERSION}", "bitstring<4.3", "httptools==0.9.0")
+LNBITS_VENV = BENCH / ".peers" / f"lnbits-{LNBITS_VERSION}-venv"  # shared with the test suite
 
 CONCURRENCIES = (16, 64)
 POOL_SIZE = 200
@@ -206,22 +205,14 @@ def lnbits_python() -> Path:
     return LNBITS_VENV / "bin" / "python"
 
 
-def installed_lnbits_version() -> str | None:
-    if not lnbits_python().exists():
-        return None
-    probe = "import importlib.metadata as m, httptools; print(m.version('lnbits'))"
-    done = subprocess.run([lnbits_python(), "-I", "-c", probe], capture_output=True, text=True, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def ensure_lnbits() -> Path:
-    """LNbits' venv (created and pinned on first use); returns LNbits' site-packages directory."""
-    if installed_lnbits_version() != LNBITS_VERSION:
-        print(f"installing LNbits {LNBITS_VERSION} into {LNBITS_VENV}", flush=True)
-        LNBITS_VENV.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(LNBITS_VENV)], check=True)
-        pip = [str(lnbits_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, *LNBITS_PINS], check=True)
+    """LNbits' venv, installed from the test suite's full lock (tests/lightning/lnbits-requirements.lock,
+    the same environment the tests run); returns LNbits' site-packages directory."""
+    sys.path.insert(0, str(BENCH.parent))
+    from tests.lightning.fakes.lnbits_server import ensure_lnbits as ensure_pinned
+
+    print(f"LNbits {LNBITS_VERSION}: {LNBITS_VENV}", flush=True)
+    assert ensure_pinned() == lnbits_python()
     # find_spec, not import: importing lnbits writes ./data/.lnbits_auth_key into the current directory
     probe = (
         "import importlib.util as u, pathlib; print(pathlib.Path(u.find_spec('lnbits').origin).parent.parent)"
