@@ -156,8 +156,9 @@ class LightningBackend(Protocol):
         self, bolt11: str, *, amount_msat: int | None = None, max_fee_msat: int = 0
     ) -> PaymentResult:
         """Pay once. A transport failure after the request may have left is UNKNOWN, not an error.
-        ``max_fee_msat`` caps the routing fee; 0 means the caller gave no cap and the backend's own
-        default limit applies (backends that cannot cap fees say so in their docs)."""
+        ``max_fee_msat`` caps the routing fee, 0 included (no fee: LND, Core Lightning and Strike
+        then take only fee-free routes or quotes). Backends whose API takes no cap (phoenixd, NWC,
+        LNbits, OpenNode) say so in their docs; callers always pass the cap they mean."""
         ...
 
     async def lookup_payment(self, payment_hash: str) -> PaymentResult:
