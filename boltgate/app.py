@@ -56,6 +56,7 @@ from boltgate.payment import tasks
 from boltgate.proxy.directory import Directory
 from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService, build_providers
+from boltgate.refund import tasks as refund_tasks
 from boltgate.shopify import webhooks as shopify_webhooks
 from boltgate.shopify.client import ShopifyAdmin
 from boltgate.shopify.stores import Channel
@@ -107,6 +108,9 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
     async def forget_receipts() -> None:
         await shopify_webhooks.forget_receipts(ctx)
 
+    async def check_refunds() -> None:
+        await refund_tasks.check_pending(ctx)
+
     worker = DeliveryWorker(
         ctx.db,
         ctx.webhook_http,
@@ -140,6 +144,9 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
         asyncio.create_task(tasks.every(s.expiry_sweep_interval_seconds, "expire", sweep), name="sweeper"),
         asyncio.create_task(tasks.every(3600, "agent-challenges", forget_challenges), name="challenges"),
         asyncio.create_task(tasks.every(3600, "shopify-receipts", forget_receipts), name="shopify-receipts"),
+        asyncio.create_task(
+            tasks.every(s.refund_check_interval_seconds, "refunds", check_refunds), name="refunds"
+        ),
     ]
 
 

@@ -248,11 +248,117 @@ class Settings(BaseSettings):
         description="how long a store's catalog is served from the cache (products/* webhooks refresh "
         "it sooner)",
     )
+    # refunds (/api/refunds): paying customers back over Lightning
+    refund_max_fee_percent: Decimal = Field(
+        Decimal("1"), ge=0, le=10, description="routing fee cap of a refund payment, in % of its amount"
+    )
+    refund_min_fee_sats: int = Field(
+        10, ge=0, le=100_000, description="routing fee cap of a refund payment at least this many sats"
+    )
+    refund_pay_wait_seconds: float = Field(
+        15,
+        gt=0,
+        le=120,
+        description="POST /api/refunds waits this long for the payment's outcome, "
+        "then answers pending (the payment goes on)",
+    )
+    refund_check_interval_seconds: float = Field(
+        30,
+        gt=0,
+        description="how often pending refunds are looked up (and old claim links expired)",
+    )
+    refund_claim_ttl_seconds: int = Field(
+        7 * 86400,
+        ge=300,
+        le=90 * 86400,
+        description="how long a refund claim link (LNURL-withdraw) can be used",
+    )
+    refund_lnurl_timeout_seconds: float = Field(
+        10, gt=0, le=60, description="timeout of each request to a customer's Lightning address server"
+    )
     checkout_frame_ancestors: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed to embed the checkout page in a frame, comma-separated "
         "(e.g. https://shop.example); a merchant's own list wins; default: none (not embeddable)",
     )
+
+    # merchant dashboard (/dashboard): sessions, sign-in, and email sign-in links over SMTP
+    dashboard_session_idle_seconds: int = Field(
+        1800, ge=60, le=7 * 86400, description="a dashboard session ends after this long without a request"
+    )
+    dashboard_session_max_seconds: int = Field(
+        43200, ge=300, le=30 * 86400, description="a dashboard session ends this long after sign-in"
+    )
+    dashboard_signin_rate_limit: str = Field(
+        "10/minute", description="dashboard sign-in attempts (key or email) per client address"
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP server for dashboard sign-in links by email; unset: sign in with an API key"
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="port of the SMTP server")
+    smtp_user: str | None = Field(None, description="SMTP user name (unset: no authentication)")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_from: str = Field("boltgate@localhost", description="From address of sign-in emails")
+    smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS")
+    smtp_timeout_seconds: float = Field(10, gt=0, le=120, description="an SMTP exchange must end within this")
+
+    # merchant accounts (paid signup, plans and renewal) and platform pages (MCP version, legal texts)
+    signup_price_sats: int = Field(
+        100, ge=1, le=1_000_000, description="price of a paid signup (POST /api/signup/l402), in sats"
+    )
+    plans: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["individual:20000:30"],
+        description="subscription plans, comma list of tier:priceSats:periodDays (what renewing a "
+        "plan costs and how many days it adds)",
+    )
+    signup_plan_tier: str = Field("individual", description="plan tier of accounts made by a paid signup")
+    signup_trial_days: int = Field(
+        30, ge=1, le=3650, description="length of a new account's first (trial) period, in days"
+    )
+    mcp_latest_version: str = Field(
+        "2.1.1", description="latest Lightning Enable MCP version (GET /api/mcp/version-check)"
+    )
+    mcp_minimum_version: str | None = Field(
+        None, description="MCP versions below this must update (updateRequired); unset: none must"
+    )
+    mcp_release_notes: str = Field("", max_length=4000, description="release notes of the latest MCP")
+    privacy_policy_file: Path | None = Field(
+        None, description="Markdown or plain-text file served at /privacy (unset: a notice that none exists)"
+    )
+    terms_file: Path | None = Field(
+        None, description="Markdown or plain-text file served at /terms (unset: a notice that none exists)"
+    )
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _plans(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("plans")
+    @classmethod
+    def _plans_valid(cls, value: list[str]) -> list[str]:
+        from boltgate.merchant.plans import parse_plans
+
+        parse_plans(value)
+        return value
+
+    @field_validator("signup_plan_tier")
+    @classmethod
+    def _signup_tier(cls, value: str, info: ValidationInfo) -> str:
+        from boltgate.merchant.plans import parse_plans
+
+        if "plans" in info.data and value not in parse_plans(info.data["plans"]):
+            raise ValueError(f"signup_plan_tier {value!r} is not one of the plans")
+        return value
+
+    @field_validator("mcp_latest_version", "mcp_minimum_version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        from boltgate.platform.version import parse_version
+
+        if value is not None:
+            parse_version(value)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -264,7 +370,9 @@ class Settings(BaseSettings):
     def _providers(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("rate_limit", "buy_rate_limit", "agent_challenge_rate_limit")
+    @field_validator(
+        "rate_limit", "buy_rate_limit", "agent_challenge_rate_limit", "dashboard_signin_rate_limit"
+    )
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse

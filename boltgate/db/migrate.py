@@ -30,7 +30,7 @@ def _upgrade(connection: Any, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
-async def upgrade(url: str, revision: str = "heads") -> None:
+async def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision``."""
     if is_sqlite(url):
         from boltgate.db.engine import _sqlite_engine

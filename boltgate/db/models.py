@@ -10,11 +10,13 @@ from boltgate.agent.models import (
     ServiceRequest,
 )
 from boltgate.checkout.models import Product
+from boltgate.dashboard.models import DashboardLoginLink, DashboardSession
 from boltgate.db.base import Base
 from boltgate.l402.models import Challenge, ContentItem, RootKey
 from boltgate.merchant.models import ApiKey, Merchant
 from boltgate.payment.models import IdempotencyKey, Payment
 from boltgate.proxy.models import Proxy, ProxyEndpoint, ProxyUsage
+from boltgate.refund.models import Refund
 from boltgate.shopify.models import ShopifyCatalog, ShopifyOrder, ShopifyStore, ShopifyWebhookReceipt
 from boltgate.webhook.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from boltgate.worker.models import Cursor
@@ -30,6 +32,8 @@ __all__ = [
     "Challenge",
     "ContentItem",
     "Cursor",
+    "DashboardLoginLink",
+    "DashboardSession",
     "Delivery",
     "DeliveryAttempt",
     "Event",
@@ -41,6 +45,7 @@ __all__ = [
     "Proxy",
     "ProxyEndpoint",
     "ProxyUsage",
+    "Refund",
     "RootKey",
     "ServiceRequest",
     "ShopifyCatalog",

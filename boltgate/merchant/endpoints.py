@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from boltgate.errors import NotFound, Unauthorized
-from boltgate.merchant import repository, service
+from boltgate.merchant import account, repository, service
 from boltgate.merchant.schemas import (
     IssuedKeyOut,
     KeyCreate,
@@ -19,7 +19,6 @@ from boltgate.merchant.schemas import (
     MerchantMe,
     MerchantUpdate,
     key_out,
-    merchant_out,
 )
 from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read_json
 
@@ -30,9 +29,10 @@ router = APIRouter(tags=["merchant"])
 async def me(ctx: Ctx, merchant: Merchant) -> Response:
     async with ctx.db.reading() as session:
         found = await repository.get_merchant(session, merchant.merchant_id)
-    if found is None:  # deleted between auth and now
-        raise NotFound("merchant not found", code="merchant_not_found")
-    return json_response(merchant_out(found))
+        if found is None:  # deleted between auth and now
+            raise NotFound("merchant not found", code="merchant_not_found")
+        state = await account.state(session, found, ctx.settings)
+    return json_response(account.me_out(found, state, ctx.clock()))
 
 
 @router.patch(
@@ -46,7 +46,8 @@ async def update_me(request: Request, ctx: Ctx, merchant: Merchant) -> Response:
     body = await read_json(request, MerchantUpdate, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:
         found = await service.update_merchant(session, merchant.merchant_id, body)
-    return json_response(merchant_out(found))
+        state = await account.state(session, found, ctx.settings)
+    return json_response(account.me_out(found, state, ctx.clock()))
 
 
 @router.get("/api/merchant/keys", response_model=KeyList, responses=problems(401, 429))

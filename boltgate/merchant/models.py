@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from boltgate.db.base import Base, UTCDateTime
@@ -23,6 +23,13 @@ class Merchant(Base):
     # Where its invoices are made: "gateway" (the operator's backend) or a kind of its own
     # connections (nwc, lnbits, strike, opennode…), see MerchantBackend.
     payment_provider: Mapped[str] = mapped_column(String(32), default="gateway", server_default="gateway")
+    # where dashboard sign-in links are sent (set through PATCH /api/merchant/me)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, index=True)
+    # Its plan (boltgate.merchant.plans; "unmetered": made by the operator, no period) and the end
+    # of its paid (or trial) period: None = no end. See boltgate.merchant.account.
+    plan_tier: Mapped[str] = mapped_column(String(32), default="unmetered", server_default="unmetered")
+    trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MerchantBackend(Base):
@@ -38,6 +45,21 @@ class MerchantBackend(Base):
     url_shown: Mapped[str] = mapped_column(String(2048))  # the same with its secrets masked
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AccountPayment(Base):
+    """A Lightning payment redeemed for an account: a paid signup (which made the merchant) or a
+    renewal. Its payment hash is the key, so one payment is redeemed once, whatever the retries."""
+
+    __tablename__ = "account_payments"
+
+    payment_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # signup | renewal
+    plan_tier: Mapped[str] = mapped_column(String(32))
+    amount_sats: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())  # the period end it paid for
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ApiKey(Base):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from boltgate.kit.clock import rfc3339
 from boltgate.merchant.models import ApiKey, Merchant
+
+EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 class KeyCreate(BaseModel):
@@ -58,6 +61,26 @@ class MerchantMe(BaseModel):
     paymentProvider: str = Field(
         "gateway", description="where invoices are made: gateway, or a connection of yours (nwc…)"
     )
+    email: str | None = Field(None, description="where dashboard sign-in links are sent")
+    planTier: str = Field(description="your plan; unmetered: an account the operator made, no period")
+    subscriptionStatus: str = Field(description="active, trialing or expired")
+    trialEndsAt: datetime | None
+    currentPeriodEnd: datetime | None = Field(description="when the paid (or trial) period ends; null: never")
+    features: Features
+    onboarding: Onboarding
+
+
+class Features(BaseModel):
+    l402Enabled: bool
+
+
+class Onboarding(BaseModel):
+    hasNwcConnection: bool
+    hasStrikeKey: bool
+    hasOpenNodeKey: bool
+    isFullyConfigured: bool = Field(description="invoices go to a real wallet (yours, or the gateway's)")
+    proxyCount: int = Field(description="L402 proxies not retired")
+    hasActiveProxy: bool
 
 
 class MerchantUpdate(BaseModel):
@@ -73,6 +96,19 @@ class MerchantUpdate(BaseModel):
         description="origins like https://shop.example that may frame the checkout page; "
         "[] forbids framing, null falls back to the server's default",
     )
+
+    email: str | None = Field(
+        None, max_length=254, description="where dashboard sign-in links are sent; null removes it"
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not EMAIL.match(value):
+            raise ValueError("must be an email address like shop@example.com")
+        return value.lower()
 
     @field_validator("logoUrl")
     @classmethod
@@ -98,6 +134,7 @@ def merchant_out(merchant: Merchant) -> dict[str, object]:
         "logoUrl": merchant.logo_url,
         "checkoutFrameAncestors": merchant.frame_ancestors,
         "paymentProvider": merchant.payment_provider or "gateway",
+        "email": merchant.email,
     }
 
 

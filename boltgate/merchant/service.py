@@ -56,6 +56,8 @@ async def update_merchant(session: AsyncSession, merchant_id: str, body: Merchan
         merchant.logo_url = body.logoUrl
     if "checkoutFrameAncestors" in given:
         merchant.frame_ancestors = body.checkoutFrameAncestors
+    if "email" in given:
+        merchant.email = body.email
     await session.flush()
     return merchant
 

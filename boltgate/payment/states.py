@@ -1,6 +1,6 @@
 """The payment lifecycle as one pure function, tested with a frozen clock and no I/O.
 
-    unpaid ──settled──▶ paid ──(refund, later)──▶ refunded
+    unpaid ──settled──▶ paid ──(refunds complete the amount)──▶ refunded
       │                  ▲
       └──expire──▶ expired ──settled (late: the node accepted it before it expired)──┘
 
@@ -34,7 +34,12 @@ class Expire:
     pass
 
 
-Event = Settled | Expire
+@dataclass(frozen=True, slots=True)
+class Refunded:
+    """Completed refunds now add up to the whole amount paid."""
+
+
+Event = Settled | Expire | Refunded
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,8 @@ def transition(
         if status in (Status.UNPAID, Status.EXPIRED) and event.amount_received_msat >= amount_msat:
             return Transition(Status.PAID, ("payment.completed",))
         return None
+    if isinstance(event, Refunded):
+        return Transition(Status.REFUNDED, ("payment.refunded",)) if status is Status.PAID else None
     if status is Status.UNPAID and now >= expires_at:
         return Transition(Status.EXPIRED, ("payment.expired",))
     return None

@@ -18,6 +18,7 @@ from boltgate.kit.clock import rfc3339
 PAYMENT_CREATED = "payment.created"
 PAYMENT_COMPLETED = "payment.completed"
 PAYMENT_EXPIRED = "payment.expired"
+PAYMENT_REFUNDED = "payment.refunded"  # ours: refunds completed add up to what was paid
 REFUND_COMPLETED = "refund.completed"
 REFUND_FAILED = "refund.failed"
 ENDPOINT_DISABLED = "webhook.endpoint_disabled"
@@ -29,6 +30,7 @@ EVENT_TYPES = frozenset(
         PAYMENT_CREATED,
         PAYMENT_COMPLETED,
         PAYMENT_EXPIRED,
+        PAYMENT_REFUNDED,
         REFUND_COMPLETED,
         REFUND_FAILED,
         ENDPOINT_DISABLED,
@@ -61,7 +63,27 @@ def payment_data(event: str, payment: Any) -> dict[str, Any]:
         data["paidAt"] = rfc3339(payment.paid_at)
     elif event == PAYMENT_EXPIRED:
         data["expiredAt"] = rfc3339(payment.expired_at)
+    elif event == PAYMENT_REFUNDED:
+        data["refundedAt"] = rfc3339(payment.updated_at)
     data["metadata"] = payment.metadata_
+    return data
+
+
+def refund_data(event: str, refund: Any) -> dict[str, Any]:
+    """``data`` of a refund event (Lightning Enable's fields, plus ``amountSats`` and ``type``)."""
+    data: dict[str, Any] = {
+        "refundId": refund.id,
+        "invoiceId": refund.payment_id,
+        "status": refund.status,
+        "amount": js_number(refund.amount),
+        "currency": refund.currency,
+        "amountSats": refund.amount_sats,
+        "type": refund.type,
+    }
+    if event == REFUND_COMPLETED:
+        data["completedAt"] = rfc3339(refund.completed_at)
+    else:
+        data["reason"] = refund.failure
     return data
 
 

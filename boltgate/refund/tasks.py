@@ -1,0 +1,78 @@
+"""The background check of pending refunds (one job, in ``start_workers``).
+
+For each pending refund:
+
+- a claim link nobody claimed before it expired fails (its amount is refundable again);
+- a refund whose payment is on its way is looked up with the backend that received the payment
+  (``lookup_payment``, never ``pay_invoice``): SETTLED completes it, FAILED fails it, PENDING
+  waits. UNKNOWN (the backend has no record) fails it only when the payment is known not to have
+  been sent (the backend raised before sending); otherwise it stays pending and is logged for the
+  operator: a payment is never sent again on a guess.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from boltgate.context import Context
+from boltgate.lightning.base import LightningError, PaymentResult, PaymentStatus
+from boltgate.payment.models import Payment
+from boltgate.refund import paying, repository, service
+from boltgate.refund.models import Refund
+
+log = structlog.get_logger(__name__)
+
+
+async def check_pending(ctx: Context, batch: int = 100) -> int:
+    """One pass over the pending refunds; returns how many were settled either way."""
+    done, after = 0, ""
+    while True:
+        async with ctx.db.reading() as session:
+            page = await repository.pending(session, after, batch)
+        for refund in page:
+            after = refund.id
+            try:
+                done += await _check(ctx, refund)
+            except LightningError as exc:
+                log.warning(
+                    "refund_check_postponed", refund_id=refund.id, backend=exc.backend, error=str(exc)
+                )
+        if len(page) < batch:
+            return done
+
+
+async def _check(ctx: Context, refund: Refund) -> bool:
+    now = ctx.clock()
+    if refund.payment_hash is None:
+        if refund.claim_expires_at is not None and refund.claim_expires_at <= now:
+            async with ctx.db.writing() as session:
+                return await service.fail(
+                    session, refund.id, "the claim link expired unclaimed", now, unclaimed=True
+                )
+        return False
+    if (
+        refund.pay_outcome is None
+        and (now - refund.updated_at).total_seconds() < ctx.settings.refund_pay_wait_seconds
+    ):
+        return False  # being paid right now, most likely by this very process
+    async with ctx.db.reading() as session:
+        payment = await session.get(Payment, refund.payment_id)
+    if payment is None:
+        return False
+    backend = await ctx.backends.get(payment.backend_ref)
+    result = await backend.lookup_payment(refund.payment_hash)
+    if result.status is PaymentStatus.UNKNOWN:
+        if refund.pay_outcome == "not_sent":
+            result = PaymentResult(
+                PaymentStatus.FAILED,
+                refund.payment_hash,
+                error="the backend could not be reached; nothing was sent",
+            )
+        else:
+            log.warning("refund_payment_unknown", refund_id=refund.id, outcome=refund.pay_outcome)
+            return False
+    if result.status is PaymentStatus.PENDING:
+        return False
+    async with ctx.db.writing() as session:
+        await paying.apply(session, refund.id, result, ctx.clock())
+    return True
