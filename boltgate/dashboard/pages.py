@@ -28,10 +28,14 @@ def _day(value: str, field: str, errors: dict[str, str]) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         errors[field] = "use a date like 2026-12-31"
         return None
+    if not 2000 <= day.year <= 9000:  # the inclusive "to" adds a day: 9999-12-31 would overflow
+        errors[field] = "a date between the years 2000 and 9000"
+        return None
+    return day
 
 
 def parse_filters(params: Any) -> tuple[queries.PaymentFilter, dict[str, str]]:
@@ -45,7 +49,8 @@ def parse_filters(params: Any) -> tuple[queries.PaymentFilter, dict[str, str]]:
     if len(query) > 200:
         errors["q"] = "at most 200 characters"
     page_text = params.get("page", "1")
-    page = int(page_text) if page_text.isdigit() and 1 <= int(page_text) <= MAX_PAGE else 0
+    digits = page_text.isascii() and page_text.isdecimal() and len(page_text) <= 6
+    page = int(page_text) if digits and 1 <= int(page_text) <= MAX_PAGE else 0
     if not page:
         errors["page"] = f"a page number from 1 to {MAX_PAGE}"
     filters = queries.PaymentFilter(

@@ -47,9 +47,13 @@ __all__ = [
 MALFORMED = "malformed caveat"
 
 
+GATEWAY = ""  # Requirement.merchant_id of the gateway's own resources: no merchant's token opens them
+
+
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """What the request being authorised needs; ``None`` fields are not checked."""
+    """What the request being authorised needs; ``None`` fields are not checked (``merchant_id``
+    :data:`GATEWAY`: a token carrying any ``merchant`` caveat fails)."""
 
     now: int
     service: str | None = None
@@ -183,7 +187,9 @@ def check(caveats: Sequence[bytes], need: Requirement) -> str | None:
             reason = _list_caveat(key, _items(value), previous, need.resource, "resource")
         elif key == "merchant":
             reason = None
-            if merchant_id is not None and value != merchant_id:
+            if merchant_id == GATEWAY:
+                reason = "caveat merchant: a merchant's token does not open the gateway's own resources"
+            elif merchant_id is not None and value != merchant_id:
                 reason = f'caveat merchant: merchant "{merchant_id}" not granted'
         else:
             continue

@@ -122,7 +122,7 @@ async def require(
             now=int(now.timestamp()),
             service=service.SERVICE,
             capability=capability,
-            merchant_id=offer.merchant_id,
+            merchant_id=offer.merchant_id if offer.merchant_id is not None else caveats.GATEWAY,
             resource=offer.resource,
         )
         found, reason = await check(ctx, header, offer, need)

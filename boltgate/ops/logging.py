@@ -20,11 +20,13 @@ _SECRET_VALUES = re.compile(
     r"(le_(live|test)_[0-9A-Za-z]+|whsec_[0-9A-Za-z+/=]+|(L402|LSAT|Payment) [^\s\"']+)"
 )
 REDACTED = "[redacted]"
+# a refund claim link's secret tag in a request path (/lnurlw/<refund id>/<tag>[/callback])
+_CLAIM_TAG = re.compile(r"(/lnurlw/[^/\s]+/)[0-9A-Za-z_-]{16,}")
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_VALUES.sub(REDACTED, value)
+        return _CLAIM_TAG.sub(r"\1" + REDACTED, _SECRET_VALUES.sub(REDACTED, value))
     if isinstance(value, dict):
         return {k: REDACTED if _SECRET_KEYS.search(str(k)) else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -29,13 +29,14 @@ CACHE_SECONDS = 60.0
 
 
 async def _count(ctx: Ctx) -> dict[str, Any]:
-    paid = Challenge.paid_at.is_not(None)
+    # the gateway's own content only: merchants' challenges could be minted and paid to inflate it
+    paid = (Challenge.paid_at.is_not(None), Challenge.merchant_id.is_(None))
     async with ctx.db.reading() as session:
         content = await session.scalar(
-            select(func.count()).select_from(Challenge).where(Challenge.resource.like("content:%"), paid)
+            select(func.count()).select_from(Challenge).where(Challenge.resource.like("content:%"), *paid)
         )
         bundles = await session.scalar(
-            select(func.count()).select_from(Challenge).where(Challenge.resource.like("bundle:%"), paid)
+            select(func.count()).select_from(Challenge).where(Challenge.resource.like("bundle:%"), *paid)
         )
         items = await session.scalar(
             select(func.count()).select_from(ContentItem).where(ContentItem.active.is_(True))

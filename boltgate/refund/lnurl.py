@@ -9,6 +9,7 @@ like any other (amount, network, expiry) plus its description hash against the m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -23,7 +24,7 @@ from boltgate.errors import ValidationFailed
 from boltgate.kit import bech32
 from boltgate.kit.clock import rfc3339
 from boltgate.lightning import bolt11
-from boltgate.refund.checks import check_invoice
+from boltgate.refund.checks import check_invoice, clean
 
 MAX_ANSWER_BYTES = 64 * 1024
 FIELD = "lightningAddress"
@@ -54,16 +55,23 @@ def address_url(address: str, *, dev: bool) -> str:
 
 async def _get_json(http: httpx.AsyncClient, url: str, seconds: float) -> Any:
     try:
-        async with http.stream(
-            "GET", url, timeout=seconds, headers={"Accept": "application/json"}
-        ) as response:
-            body = b""
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise _bad("the Lightning address server answered too much", "lightning_address_invalid")
-            status = response.status_code
-    except httpx.HTTPError as exc:
+        async with asyncio.timeout(seconds):  # the whole exchange, not each read: no trickling
+            async with http.stream(
+                "GET", url, timeout=seconds, headers={"Accept": "application/json"}
+            ) as response:
+                body = b""
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise _bad(
+                            "the Lightning address server answered too much", "lightning_address_invalid"
+                        )
+                status = response.status_code
+    except (httpx.InvalidURL, ValueError):  # a host or URL httpx cannot use (e.g. 999.1.1.1)
+        raise _bad(
+            "the Lightning address or its callback is not a usable URL", "lightning_address_invalid"
+        ) from None
+    except (httpx.HTTPError, TimeoutError) as exc:
         raise _bad(
             f"the Lightning address server cannot be reached ({type(exc).__name__})",
             "lightning_address_unreachable",
@@ -93,7 +101,11 @@ def _int(data: dict[str, Any], name: str) -> int:
 
 def _callback(data: dict[str, Any], dev: bool) -> str:
     callback = data.get("callback")
-    parts = urlsplit(callback) if isinstance(callback, str) else None
+    try:
+        parts = urlsplit(callback) if isinstance(callback, str) else None
+        _port = parts.port if parts is not None else None
+    except ValueError:  # e.g. "https://[::1"
+        parts = None
     if parts is None or not parts.hostname or parts.username or parts.password:
         raise _bad("the payRequest has no valid callback", "lightning_address_invalid")
     if parts.scheme != "https" and not (parts.scheme == "http" and _plain_http_ok(parts.hostname, dev)):
@@ -149,7 +161,7 @@ async def invoice_for(
             "the invoice it returned does not commit to the payRequest metadata",
             "lightning_address_invalid_invoice",
         )
-    return pr.strip(), invoice
+    return clean(pr), invoice
 
 
 # -- claim links (LNURL-withdraw, served by the gateway)

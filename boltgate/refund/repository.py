@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boltgate.l402.models import Challenge
 from boltgate.payment.models import Payment
 from boltgate.refund.models import Refund
 
@@ -57,9 +58,13 @@ async def by_idempotency_key(session: AsyncSession, merchant_id: str, key: str) 
 
 
 async def hash_is_known(session: AsyncSession, payment_hash: str) -> bool:
-    """True when the hash is of one of our own payments or of a refund already on its way."""
+    """True when the hash is of one of our own invoices (payments, L402 challenges) or of a refund
+    already on its way."""
     ours = await session.scalar(
         select(func.count()).select_from(Payment).where(Payment.payment_hash == payment_hash)
+    )
+    ours = ours or await session.scalar(
+        select(func.count()).select_from(Challenge).where(Challenge.payment_hash == payment_hash)
     )
     used = await session.scalar(
         select(func.count()).select_from(Refund).where(Refund.payment_hash == payment_hash)

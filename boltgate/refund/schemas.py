@@ -49,6 +49,11 @@ class RefundCreate(BaseModel):
     def _currency(cls, value: str) -> str:
         return currency_code(value)
 
+    @field_validator("invoiceId")
+    @classmethod
+    def _invoice_id(cls, value: str) -> str:
+        return printable(value, 64) or ""
+
     @field_validator("reason")
     @classmethod
     def _reason(cls, value: str | None) -> str | None:

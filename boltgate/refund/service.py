@@ -190,7 +190,7 @@ async def insert(
         async with db.reading() as session:
             found = await existing(session, merchant_id, key, body.fingerprint())
         if found is None:
-            raise Conflict(
+            raise ValidationFailed(
                 "the invoice is already being paid by another refund", code="invoice_not_payable"
             ) from None
         return found, False
