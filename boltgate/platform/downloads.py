@@ -29,8 +29,9 @@ CACHE_SECONDS = 60.0
 
 
 async def _count(ctx: Ctx) -> dict[str, Any]:
-    # the gateway's own content only: merchants' challenges could be minted and paid to inflate it
-    paid = (Challenge.paid_at.is_not(None), Challenge.merchant_id.is_(None))
+    # every paid content purchase sold through the gateway (merchants' included: it is a count of
+    # sales, not of distinct buyers, and a merchant buying its own content counts too)
+    paid = (Challenge.paid_at.is_not(None),)
     async with ctx.db.reading() as session:
         content = await session.scalar(
             select(func.count()).select_from(Challenge).where(Challenge.resource.like("content:%"), *paid)
