@@ -62,6 +62,26 @@ async def issue_links(session: AsyncSession, email: str, now: datetime) -> list[
     return issued
 
 
+async def peek_link(session: AsyncSession, token: str, now: datetime) -> tuple[str, str | None] | None:
+    """The (name, email) of the account a usable link signs in to, without using the link: the
+    page shows it, so nobody signs in to an account someone else's link opens by mistake."""
+    if not token or len(token) > 100:
+        return None
+    found = (
+        await session.execute(
+            select(Merchant.name, Merchant.email)
+            .join(DashboardLoginLink, DashboardLoginLink.merchant_id == Merchant.id)
+            .where(
+                DashboardLoginLink.token_hash == digest(token),
+                DashboardLoginLink.used_at.is_(None),
+                DashboardLoginLink.expires_at > now,
+                Merchant.is_active.is_(True),
+            )
+        )
+    ).first()
+    return None if found is None else (str(found[0]), found[1])
+
+
 async def use_link(session: AsyncSession, token: str, now: datetime) -> str | None:
     """The merchant a link signs in, marking it used; None if unknown, used or expired."""
     if not token or len(token) > 100:

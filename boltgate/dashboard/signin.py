@@ -129,8 +129,17 @@ async def login_by_email(request: Request, ctx: Ctx) -> Response:
 
 @router.get("/dashboard/login/link")
 async def link_page(request: Request, ctx: Ctx) -> Response:
-    token = request.query_params.get("token", "")
-    return _login_page(request, ctx, template="link.html", token=token[:100])
+    token = request.query_params.get("token", "")[:100]
+    async with ctx.db.reading() as db_session:
+        account = await auth.peek_link(db_session, token, ctx.clock())
+    if account is None:
+        return error_page(
+            ctx, 400, "sign_in_link_invalid", "This sign-in link has expired or was already used."
+        )
+    name, email = account
+    return _login_page(
+        request, ctx, template="link.html", token=token, account_name=name, account_email=email
+    )
 
 
 @router.post("/dashboard/login/link")

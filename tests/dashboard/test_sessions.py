@@ -227,6 +227,7 @@ async def test_email_link_signs_in_once(dash, api, make_merchant, smtp, db):
 
     opened = await client.http.get(link.removeprefix(str(client.http.base_url).rstrip("/")))
     assert opened.status_code == 200 and 'id="link-form"' in opened.text  # a click, not the GET, signs in
+    assert "Mail Shop" in opened.text  # the page names the account the link opens
     used = await client.http.post(
         "/dashboard/login/link", data={"csrf": csrf_of(opened.text), "token": token}
     )
@@ -234,8 +235,12 @@ async def test_email_link_signs_in_once(dash, api, make_merchant, smtp, db):
     assert "Mail Shop" in (await client.get("/dashboard/payments")).text
 
     again = await dash()
-    page = await again.get("/dashboard/login/link?token=" + token)
-    reused = await again.http.post("/dashboard/login/link", data={"csrf": csrf_of(page.text), "token": token})
+    page = await again.http.get("/dashboard/login/link?token=" + token)
+    assert page.status_code == 400 and 'data-error="sign_in_link_invalid"' in page.text
+    login = await again.http.get("/dashboard/login")
+    reused = await again.http.post(
+        "/dashboard/login/link", data={"csrf": csrf_of(login.text), "token": token}
+    )
     assert reused.status_code == 400 and 'data-error="sign_in_link_invalid"' in reused.text
 
 
@@ -257,8 +262,10 @@ async def test_expired_link_and_unknown_email(dash, api, make_merchant, smtp, db
             .where(DashboardLoginLink.merchant_id == merchant_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-    page = await client.get("/dashboard/login/link?token=" + token)
-    late = await client.http.post("/dashboard/login/link", data={"csrf": csrf_of(page.text), "token": token})
+    page = await client.http.get("/dashboard/login/link?token=" + token)
+    assert page.status_code == 400 and "Late Shop" not in page.text
+    login = await client.http.get("/dashboard/login")
+    late = await client.http.post("/dashboard/login/link", data={"csrf": csrf_of(login.text), "token": token})
     assert late.status_code == 400
     bad = await _ask_link(client, "not an email")
     assert bad.status_code == 400
