@@ -78,7 +78,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data), status_code=status, headers=headers, media_type="application/json")
 
 
-def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
+def field_errors(exc: ValidationError) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     for item in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in item["loc"]) or "body"
@@ -107,7 +107,7 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
         first = next(iter(errors.items()))
         raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors) from exc
 

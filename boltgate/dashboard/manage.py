@@ -14,7 +14,7 @@ from boltgate.dashboard.web import error_page, guard, guard_form, redirect, rend
 from boltgate.errors import BoltgateError
 from boltgate.merchant import repository as merchant_repository
 from boltgate.merchant import service as merchant_service
-from boltgate.web import Ctx
+from boltgate.web import Ctx, field_errors
 from boltgate.webhook import events as webhook_events
 from boltgate.webhook import schemas as webhook_schemas
 from boltgate.webhook import service as webhook_service
@@ -53,9 +53,8 @@ async def create_webhook(request: Request, ctx: Ctx) -> Response:
                 session, ctx.secrets, ctx.settings, me.merchant_id, body, ctx.clock()
             )
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"])
-        message = f"{field}: {first['msg'].removeprefix('Value error, ')}"
+        field, messages = next(iter(field_errors(exc).items()))
+        message = f"{field}: {messages[0]}"
         return await _webhooks(ctx, me, 400, error=message, form=form)
     except BoltgateError as exc:
         return await _webhooks(ctx, me, exc.status, error=exc.detail, form=form)

@@ -129,27 +129,26 @@ def transport_error(kind: str, exc: Exception) -> Exception:
     return LightningUnavailable(f"request failed ({type(exc).__name__})", backend=kind)
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and up to five of its causes (``__cause__`` or ``__context__``)."""
+    found: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(found) < 6:
+        found.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return found
+
+
 def is_certificate_failure(exc: BaseException) -> bool:
     """Whether the peer's TLS certificate was refused (anywhere in the exception's chain)."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e)
+        for e in _chain(exc)
+    )
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(isinstance(e, kind) for e in _chain(exc))
 
 
 def status_error(kind: str, response: httpx.Response) -> Exception | None:
