@@ -7,6 +7,7 @@ mode, :meth:`Settings.check_production` refuses dev secrets and the dev Lightnin
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -450,12 +451,12 @@ class Settings(BaseSettings):
     def is_dev(self) -> bool:
         return self.mode == "dev"
 
-    @property
+    @cached_property
     def lightning_backend(self) -> str:
         """The kind of the Lightning backend (``dev``, ``lnd-rest``…), never its secrets."""
         return connection.parse(self.lightning_url.get_secret_value()).kind
 
-    @property
+    @cached_property
     def lightning_failover_backend(self) -> str | None:
         url = self.lightning_failover_url
         return None if url is None else connection.parse(url.get_secret_value()).kind
