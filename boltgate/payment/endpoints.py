@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/payments", tags=["payments"])
     response_model=PaymentOut,
     responses={
         200: {"description": "The existing payment of this orderId / Idempotency-Key", "model": PaymentOut},
-        **problems(400, 401, 409, 429, 503),
+        **problems(400, 401, 409, 429, 502, 503),
     },
     openapi_extra=json_body(PaymentCreate),
     summary="Create a payment (a Lightning invoice for an order)",
