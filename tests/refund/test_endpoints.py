@@ -166,9 +166,11 @@ async def test_concurrent_refunds_of_the_whole_amount_pass_once(http, make_merch
     ]
     before = payinvoices(node)
     answers = await asyncio.gather(*(http.post("/api/refunds", json=b, headers=auth(key)) for b in bodies))
-    codes = sorted(a.status_code for a in answers)
-    assert codes == [201, 400, 400, 400, 400, 400], [a.text for a in answers]
-    assert {a.json()["error"] for a in answers if a.status_code == 400} == {"refund_exceeds_remaining"}
+    assert [a.status_code for a in answers].count(201) == 1, [a.text for a in answers]
+    # a loser that arrives while the winner is pending finds nothing remaining (400); one arriving
+    # after the winner completed finds the payment already refunded (409)
+    refused = {(a.status_code, a.json()["error"]) for a in answers if a.status_code != 201}
+    assert refused <= {(400, "refund_exceeds_remaining"), (409, "payment_not_refundable")}, refused
     assert payinvoices(node) == before + 1
 
 
