@@ -1,4 +1,5 @@
-"""Sign-in emails over SMTP (the standard library's client, in a thread: one email per sign-in).
+"""Sign-in and address-confirmation emails over SMTP (the standard library's client, in a thread:
+one email per request).
 
 Sent in the background, after the answer: the time the answer takes must not tell whether the
 address belongs to a merchant. A failure is logged without the link (it is a credential).
@@ -32,6 +33,24 @@ def sign_in_message(settings: Settings, to: str, links: list[tuple[str, str]], m
     for name, url in links:
         lines += [f"{name}:", url, ""]
     lines += [f"Each link works once, within {minutes} minutes.", "If it was not you, ignore this email."]
+    message.set_content("\n".join(lines))
+    return message
+
+
+def confirm_message(settings: Settings, to: str, account: str, url: str, hours: int) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = "Confirm your email address for boltgate"
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    lines = [
+        f"Someone (we hope you) asked for dashboard sign-in links of the boltgate account {account}",
+        "to go to this address. To confirm, open:",
+        "",
+        url,
+        "",
+        f"The link works once, within {hours} hours. If it was not you, ignore this email:",
+        "nothing changes without the confirmation.",
+    ]
     message.set_content("\n".join(lines))
     return message
 

@@ -5,7 +5,8 @@ POSTs) and ``Secure`` when the public URL is https. Every state-changing form al
 synchronizer token derived from the session id with the server key (HMAC), so it is bound to
 this session, changes with it, and needs no storage. A session ends at sign-out, after
 ``dashboard_session_idle_seconds`` without a request, ``dashboard_session_max_seconds`` after
-sign-in, when the API key it was opened with is revoked, or when the merchant is deactivated.
+sign-in, when the API key it was opened with is revoked, when the address an email link was sent
+to stops being the account's, or when the merchant is deactivated.
 """
 
 from __future__ import annotations
@@ -88,7 +89,12 @@ def clear_cookie(response: Response, settings: Settings, name: str = COOKIE) -> 
 
 
 async def open_session(
-    session: AsyncSession, settings: Settings, merchant_id: str, key_id: str | None, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    merchant_id: str,
+    key_id: str | None,
+    now: datetime,
+    email: str | None = None,
 ) -> str:
     """A new session; returns its id (the cookie value), which is stored only as a hash."""
     token = new_token()
@@ -97,6 +103,7 @@ async def open_session(
             token_hash=digest(token),
             merchant_id=merchant_id,
             key_id=key_id,
+            email=email,
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(seconds=settings.dashboard_session_max_seconds),
@@ -127,7 +134,7 @@ async def find(db: Database, settings: Settings, token: str | None, now: datetim
     async with db.reading() as session:
         row = (
             await session.execute(
-                select(DashboardSession, Merchant.name, ApiKey.revoked_at)
+                select(DashboardSession, Merchant.name, Merchant.email, ApiKey.revoked_at)
                 .join(Merchant, Merchant.id == DashboardSession.merchant_id)
                 .outerjoin(ApiKey, ApiKey.id == DashboardSession.key_id)
                 .where(DashboardSession.token_hash == token_hash, Merchant.is_active.is_(True))
@@ -135,10 +142,11 @@ async def find(db: Database, settings: Settings, token: str | None, now: datetim
         ).first()
     if row is None:
         return None
-    found, name, revoked_at = row
+    found, name, account_email, revoked_at = row
     idle = timedelta(seconds=settings.dashboard_session_idle_seconds)
     key_gone = found.key_id is not None and revoked_at is not None
-    if found.expires_at <= now or found.last_seen_at + idle <= now or key_gone:
+    email_gone = found.email is not None and found.email != account_email
+    if found.expires_at <= now or found.last_seen_at + idle <= now or key_gone or email_gone:
         async with db.writing() as session:
             await close(session, token_hash)
         return None

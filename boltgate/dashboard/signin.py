@@ -3,6 +3,8 @@
 The sign-in forms carry a token bound to a short-lived pre-session cookie, so another site
 cannot sign a browser into an account of its choosing (login CSRF); attempts are rate limited
 per client address; the answer to an email request never says whether the address is known.
+The link that confirms a merchant's address (see ``auth``) opens here too, with the same
+click-through page and form token.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from limits import RateLimitItem
@@ -17,6 +20,7 @@ from limits import parse as parse_limit
 
 from boltgate.context import Context
 from boltgate.dashboard import auth, mail, session
+from boltgate.dashboard.models import CONFIRM_EMAIL
 from boltgate.dashboard.web import (
     error_page,
     guard_form,
@@ -28,6 +32,7 @@ from boltgate.dashboard.web import (
 from boltgate.errors import RateLimited
 from boltgate.web import Ctx
 
+log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 PRE_SESSION_SECONDS = 3600
 
@@ -72,9 +77,13 @@ async def _signin_form(request: Request, ctx: Context) -> dict[str, str] | Respo
     return form
 
 
-async def _signed_in(ctx: Context, merchant_id: str, key_id: str | None, target: str) -> Response:
+async def _signed_in(
+    ctx: Context, merchant_id: str, key_id: str | None, target: str, email: str | None = None
+) -> Response:
     async with ctx.db.writing() as db_session:
-        token = await session.open_session(db_session, ctx.settings, merchant_id, key_id, ctx.clock())
+        token = await session.open_session(
+            db_session, ctx.settings, merchant_id, key_id, ctx.clock(), email=email
+        )
     response = redirect(safe_next(target))
     session.set_cookie(
         response, ctx.settings, session.COOKIE, token, ctx.settings.dashboard_session_max_seconds
@@ -148,12 +157,45 @@ async def login_with_link(request: Request, ctx: Ctx) -> Response:
     if isinstance(form, Response):
         return form
     async with ctx.db.writing() as db_session:
-        merchant_id = await auth.use_link(db_session, form.get("token", ""), ctx.clock())
-    if merchant_id is None:
+        used = await auth.use_link(db_session, form.get("token", ""), ctx.clock())
+    if used is None:
         return error_page(
             ctx, 400, "sign_in_link_invalid", "This sign-in link has expired or was already used."
         )
-    return await _signed_in(ctx, merchant_id, None, "/dashboard/payments")
+    merchant_id, email = used
+    return await _signed_in(ctx, merchant_id, None, "/dashboard/payments", email=email)
+
+
+CONFIRM_INVALID = (
+    "This confirmation link has expired, was already used, or was replaced by a newer request. "
+    "Set the address again to get a new link."
+)
+
+
+@router.get("/dashboard/email/confirm")
+async def confirm_page(request: Request, ctx: Ctx) -> Response:
+    token = request.query_params.get("token", "")[:100]
+    async with ctx.db.reading() as db_session:
+        account = await auth.peek_link(db_session, token, ctx.clock(), CONFIRM_EMAIL)
+    if account is None:
+        return error_page(ctx, 400, "confirmation_link_invalid", CONFIRM_INVALID)
+    name, email = account
+    return _login_page(
+        request, ctx, template="confirm.html", token=token, account_name=name, account_email=email
+    )
+
+
+@router.post("/dashboard/email/confirm")
+async def confirm_email(request: Request, ctx: Ctx) -> Response:
+    form = await _signin_form(request, ctx)
+    if isinstance(form, Response):
+        return form
+    async with ctx.db.writing() as db_session:
+        confirmed = await auth.confirm_email(db_session, form.get("token", ""), ctx.clock())
+    if confirmed is None:
+        return error_page(ctx, 400, "confirmation_link_invalid", CONFIRM_INVALID)
+    log.info("merchant_email_confirmed", merchant_id=confirmed[0])
+    return render(ctx, "confirmed.html", email=confirmed[1])
 
 
 @router.post("/dashboard/logout")

@@ -222,7 +222,8 @@ async def signup(
     name = email.split("@", 1)[0][:200]
     merchant, issued = await service.create_merchant(session, name, clock=lambda: now)
     end = now + timedelta(days=trial_days)
-    merchant.email = email
+    merchant.email = email  # the payer's word: no confirmation, as the buyer of the account holds its key
+    merchant.email_key_id = issued.key.id  # revoking that key takes the address off (dashboard.auth)
     merchant.plan_tier = tier
     merchant.trial_ends_at = end
     merchant.current_period_end = end

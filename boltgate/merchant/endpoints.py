@@ -7,6 +7,7 @@ import hmac
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
+from boltgate.dashboard import auth, mail
 from boltgate.errors import NotFound, Unauthorized
 from boltgate.merchant import account, repository, service
 from boltgate.merchant.schemas import (
@@ -45,8 +46,15 @@ async def me(ctx: Ctx, merchant: Merchant) -> Response:
 async def update_me(request: Request, ctx: Ctx, merchant: Merchant) -> Response:
     body = await read_json(request, MerchantUpdate, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:
-        found = await service.update_merchant(session, merchant.merchant_id, body)
+        found, to_confirm = await service.update_merchant(session, merchant.merchant_id, body)
+        token = None
+        if to_confirm is not None and mail.configured(ctx.settings):
+            token = await auth.issue_confirmation(session, found.id, to_confirm, merchant.key_id, ctx.clock())
         state = await account.state(session, found, ctx.settings)
+    if token is not None and to_confirm is not None:
+        url = f"{ctx.settings.base_url}/dashboard/email/confirm?token={token}"
+        hours = int(auth.CONFIRM_LIFETIME.total_seconds() // 3600)
+        mail.send_later(ctx.settings, mail.confirm_message(ctx.settings, to_confirm, found.name, url, hours))
     return json_response(account.me_out(found, state, ctx.clock()))
 
 

@@ -23,8 +23,12 @@ class Merchant(Base):
     # Where its invoices are made: "gateway" (the operator's backend) or a kind of its own
     # connections (nwc, lnbits, strike, opennode…), see MerchantBackend.
     payment_provider: Mapped[str] = mapped_column(String(32), default="gateway", server_default="gateway")
-    # where dashboard sign-in links are sent (set through PATCH /api/merchant/me)
+    # Where dashboard sign-in links are sent: a confirmed address (PATCH /api/merchant/me makes it
+    # pending until its owner follows the emailed confirmation link; the paid signup sets it
+    # directly). email_key_id: the API key that set it; revoking that key ends sign-in by email.
     email: Mapped[str | None] = mapped_column(String(254), nullable=True, index=True)
+    email_pending: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    email_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Its plan (boltgate.merchant.plans; "unmetered": made by the operator, no period) and the end
     # of its paid (or trial) period: None = no end. See boltgate.merchant.account.
     plan_tier: Mapped[str] = mapped_column(String(32), default="unmetered", server_default="unmetered")

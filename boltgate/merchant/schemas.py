@@ -61,7 +61,10 @@ class MerchantMe(BaseModel):
     paymentProvider: str = Field(
         "gateway", description="where invoices are made: gateway, or a connection of yours (nwc…)"
     )
-    email: str | None = Field(None, description="where dashboard sign-in links are sent")
+    email: str | None = Field(None, description="where dashboard sign-in links go (a confirmed address)")
+    emailPending: str | None = Field(
+        None, description="an address set through the API, waiting for its owner to confirm the emailed link"
+    )
     planTier: str = Field(description="your plan; unmetered: an account the operator made, no period")
     subscriptionStatus: str = Field(description="active, trialing or expired")
     trialEndsAt: datetime | None
@@ -98,7 +101,10 @@ class MerchantUpdate(BaseModel):
     )
 
     email: str | None = Field(
-        None, max_length=254, description="where dashboard sign-in links are sent; null removes it"
+        None,
+        max_length=254,
+        description="where dashboard sign-in links should go: a new address stays emailPending until "
+        "the link emailed to it is followed (needs SMTP); null removes the address at once",
     )
 
     @field_validator("email")
@@ -135,6 +141,7 @@ def merchant_out(merchant: Merchant) -> dict[str, object]:
         "checkoutFrameAncestors": merchant.frame_ancestors,
         "paymentProvider": merchant.payment_provider or "gateway",
         "email": merchant.email,
+        "emailPending": merchant.email_pending,
     }
 
 

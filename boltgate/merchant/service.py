@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boltgate.dashboard.auth import end_email_sign_in
 from boltgate.errors import NotFound, ValidationFailed
 from boltgate.kit.clock import Clock, utcnow
 from boltgate.kit.ids import hash_api_key, new_api_key, new_id
@@ -43,7 +44,11 @@ async def create_merchant(
     return merchant, issued
 
 
-async def update_merchant(session: AsyncSession, merchant_id: str, body: MerchantUpdate) -> Merchant:
+async def update_merchant(
+    session: AsyncSession, merchant_id: str, body: MerchantUpdate
+) -> tuple[Merchant, str | None]:
+    """The changed merchant, and the address to send a confirmation link to (a new ``email`` is
+    pending until confirmed: ``boltgate.dashboard.auth``); ``null`` removes both at once."""
     merchant = await repository.get_merchant(session, merchant_id)
     if merchant is None:
         raise NotFound(f"merchant {merchant_id} not found", code="merchant_not_found")
@@ -56,10 +61,16 @@ async def update_merchant(session: AsyncSession, merchant_id: str, body: Merchan
         merchant.logo_url = body.logoUrl
     if "checkoutFrameAncestors" in given:
         merchant.frame_ancestors = body.checkoutFrameAncestors
+    to_confirm = None
     if "email" in given:
-        merchant.email = body.email
+        if body.email is None:
+            merchant.email = merchant.email_pending = merchant.email_key_id = None
+        elif body.email == merchant.email:
+            merchant.email_pending = None  # back to the confirmed address: nothing to confirm
+        else:
+            merchant.email_pending = to_confirm = body.email
     await session.flush()
-    return merchant
+    return merchant, to_confirm
 
 
 async def create_key(
@@ -89,7 +100,9 @@ async def create_key(
 async def revoke_key(
     session: AsyncSession, merchant_id: str, key_id: str, *, clock: Clock = utcnow
 ) -> ApiKey:
+    """Revoke a key; the email address it set stops signing in (``end_email_sign_in``)."""
     key = await repository.revoke_key(session, merchant_id, key_id, clock())
     if key is None:
         raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
+    await end_email_sign_in(session, merchant_id, key_id)
     return key

@@ -101,3 +101,38 @@ async def new_payment(api: httpx.AsyncClient, key: str, order_id: str, **fields:
 async def pay(api: httpx.AsyncClient, invoice: str) -> None:
     paid = await api.post("/api/dev/pay", json={"invoice": invoice})
     assert paid.status_code == 200 and paid.json()["status"] == "settled", paid.text
+
+
+CONFIRM_LINK = re.compile(r"(http://\S+/dashboard/email/confirm\?token=\S+)")
+
+
+async def confirmation_link(smtp: SmtpSink, before: int, email: str) -> str:
+    """The confirmation link of the first message sent to ``email`` after the ``before``-th."""
+    for _ in range(50):
+        messages = await smtp.wait_for(before + 1)
+        for message in messages[before:]:
+            if message.recipients == [email] and (found := CONFIRM_LINK.search(message.text)):
+                return found.group(1)
+        before = len(messages)
+    raise AssertionError(f"no confirmation link sent to {email}")
+
+
+async def confirm(http: httpx.AsyncClient, link: str) -> httpx.Response:
+    """Open a confirmation link and press its button, as its recipient would."""
+    page = await http.get(link.removeprefix(str(http.base_url).rstrip("/")))
+    if page.status_code != 200:
+        return page
+    token = link.split("token=")[1]
+    return await http.post("/dashboard/email/confirm", data={"csrf": csrf_of(page.text), "token": token})
+
+
+async def set_email(api: httpx.AsyncClient, smtp: SmtpSink, key: str, email: str) -> None:
+    """Set a merchant's sign-in address through the API and confirm it from the mailbox."""
+    email = email.lower()  # what the gateway keeps
+    before = len(smtp.messages)
+    patched = await api.patch("/api/merchant/me", json={"email": email.upper()}, headers=auth(key))
+    assert patched.status_code == 200 and patched.json()["emailPending"] == email, patched.text
+    link = await confirmation_link(smtp, before, email)
+    async with httpx.AsyncClient(base_url=str(api.base_url), timeout=10) as browser:
+        confirmed = await confirm(browser, link)
+    assert confirmed.status_code == 200 and 'id="email-confirmed"' in confirmed.text, confirmed.text

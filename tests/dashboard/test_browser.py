@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.checkout.test_browser import browser  # the shared Chromium fixture
 from tests.conftest import ROOT, Gateway
-from tests.dashboard.conftest import new_payment, pay
+from tests.dashboard.conftest import new_payment, pay, set_email
 from tests.helpers import auth
 
 __all__ = ["browser"]
@@ -157,7 +157,7 @@ async def test_magic_link_sign_in_through_smtp(page, api, make_merchant, smtp):
     tab, problems = page
     merchant_id, key = await make_merchant("Link Shop")
     email = f"link-{merchant_id[-6:].lower()}@shop.example"
-    await api.patch("/api/merchant/me", json={"email": email}, headers=auth(key))
+    await set_email(api, smtp, key, email)
     before = len(smtp.messages)
     await tab.goto("/dashboard/login")
     await _shot(tab, "dashboard-login.png")

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from boltgate.dashboard.models import DashboardLoginLink, DashboardSession
 from boltgate.dashboard.session import COOKIE, LOGIN_COOKIE
 from boltgate.kit.clock import utcnow
-from tests.dashboard.conftest import csrf_of
+from tests.dashboard.conftest import csrf_of, set_email
 from tests.helpers import auth
 
 
@@ -207,8 +207,9 @@ async def _ask_link(client, email: str) -> httpx.Response:
 async def test_email_link_signs_in_once(dash, api, make_merchant, smtp, db):
     merchant_id, key = await make_merchant("Mail Shop")
     email = f"owner-{merchant_id[-6:].lower()}@shop.example"
-    patched = await api.patch("/api/merchant/me", json={"email": email.upper()}, headers=auth(key))
-    assert patched.status_code == 200 and patched.json()["email"] == email
+    await set_email(api, smtp, key, email)
+    me = await api.get("/api/merchant/me", headers=auth(key))
+    assert (me.json()["email"], me.json()["emailPending"]) == (email, None)
     before = len(smtp.messages)
     client = await dash()
     answer = await _ask_link(client, email)
@@ -220,7 +221,9 @@ async def test_email_link_signs_in_once(dash, api, make_merchant, smtp, db):
     async with db.reading() as session:
         stored = list(
             await session.scalars(
-                select(DashboardLoginLink).where(DashboardLoginLink.merchant_id == merchant_id)
+                select(DashboardLoginLink).where(
+                    DashboardLoginLink.merchant_id == merchant_id, DashboardLoginLink.purpose == "sign_in"
+                )
             )
         )
     assert [row.token_hash for row in stored] == [hashlib.sha256(token.encode()).hexdigest()]
@@ -247,7 +250,7 @@ async def test_email_link_signs_in_once(dash, api, make_merchant, smtp, db):
 async def test_expired_link_and_unknown_email(dash, api, make_merchant, smtp, db):
     merchant_id, key = await make_merchant("Late Shop")
     email = f"late-{merchant_id[-6:].lower()}@shop.example"
-    await api.patch("/api/merchant/me", json={"email": email}, headers=auth(key))
+    await set_email(api, smtp, key, email)
     client = await dash()
     unknown = await _ask_link(client, "nobody-" + email)
     before = len(smtp.messages)
