@@ -93,7 +93,10 @@ async def test_webhook(request: Request, ctx: Ctx, endpoint_id: str) -> Response
 async def _keys(ctx: Context, me: Signed, status: int = 200, **values: object) -> Response:
     async with ctx.db.reading() as session:
         keys = await merchant_repository.list_keys(session, me.merchant_id)
-    return render(ctx, "keys.html", status, me=me, keys=keys, **values)
+        merchant = await merchant_repository.get_merchant(session, me.merchant_id)
+    # the key that set the sign-in address: revoking it takes the address off (say so first)
+    address = (merchant.email_key_id, merchant.email) if merchant is not None else (None, None)
+    return render(ctx, "keys.html", status, me=me, keys=keys, address=address, **values)
 
 
 @router.get("/dashboard/keys")

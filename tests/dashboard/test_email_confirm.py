@@ -201,3 +201,17 @@ async def test_without_smtp_an_address_stays_pending(client, merchant):
     assert (patched.json()["email"], patched.json()["emailPending"]) == (None, "shop@example.test")
     page = await client.get("/dashboard/email/confirm?token=" + "x" * 43)
     assert page.status_code == 400
+
+
+async def test_the_keys_page_names_the_key_that_set_the_address(dash, api, make_merchant, smtp):
+    merchant_id, key = await make_merchant()
+    other = await api.post("/api/merchant/keys", json={"name": "other"}, headers=auth(key))
+    email = _address(merchant_id, "keys")
+    await set_email(api, smtp, key, email)
+    client = await dash()
+    assert (await client.sign_in(other.json()["apiKey"])).status_code == 303
+    page = (await client.get("/dashboard/keys")).text
+    rows = {row.split('"', 1)[0]: row for row in page.split('<tr data-id="')[1:]}
+    marked = [key_id for key_id, row in rows.items() if "sets the sign-in address " + email in row]
+    assert len(marked) == 1 and marked[0] != other.json()["id"]
+    assert "The sign-in address " + email + " it set is removed too." in rows[marked[0]]
