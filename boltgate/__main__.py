@@ -1,4 +1,4 @@
-"""The ``boltgate`` command line: serve, worker, migrate, merchant …, dev pay.
+"""The ``boltgate`` command line: serve, worker, migrate, merchant …, refund …, dev pay.
 
 Every option also comes from ``BOLTGATE_*`` variables; flags given here win.
 """
@@ -20,6 +20,7 @@ from boltgate.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from boltgate.db.engine import Database
+    from boltgate.refund.operator import Desk
 
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
 T = TypeVar("T")
@@ -182,6 +183,72 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _desk_job(job: Callable[[Desk], Awaitable[T]]) -> T:
+    """Run ``job`` with the database and the backends (``boltgate.refund.operator``); a refused
+    settlement exits 1, another domain error (unknown refund, bad input) exits 2."""
+    from boltgate.errors import BoltgateError
+    from boltgate.ops.logging import configure
+    from boltgate.refund.operator import Refused, open_desk
+
+    settings = _settings()
+    configure(settings.log_level, settings.log_json)
+
+    async def run() -> T:
+        async with open_desk(settings) as desk:
+            return await job(desk)
+
+    try:
+        return asyncio.run(run())
+    except Refused as exc:
+        print(f"boltgate: refused: {exc.detail}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    except BoltgateError as exc:
+        print(f"boltgate: {exc.detail}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def cmd_refund_show(args: argparse.Namespace) -> int:
+    from boltgate.refund import operator
+
+    async def job(desk: Desk) -> list[str]:
+        refund, view = await operator.show(desk, args.refund_id)
+        return operator.describe(refund, view, desk.clock())
+
+    print("\n".join(_desk_job(job)))
+    return 0
+
+
+def cmd_refund_list(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from boltgate.refund import operator
+
+    older = None if args.older_than is None else timedelta(minutes=args.older_than)
+
+    async def job(desk: Desk) -> list[str]:
+        found = await operator.listing(desk, pending_only=args.pending, older_than=older, limit=args.limit)
+        return [operator.row(refund, desk.clock()) for refund in found]
+
+    print("\n".join(_desk_job(job)) or "no refunds")
+    return 0
+
+
+def cmd_refund_settle(args: argparse.Namespace) -> int:
+    from boltgate.refund import operator
+
+    outcome: operator.Outcome = "completed" if args.completed else "failed"
+
+    async def job(desk: Desk) -> operator.Settled:
+        return await operator.settle(
+            desk, args.refund_id, outcome, reason=args.reason, force=args.force, preimage=args.preimage
+        )
+
+    settled = _desk_job(job)
+    how = "on your word (--force)" if settled.forced else f"the backend says {settled.said}"
+    print(f"refund {settled.refund.id} is now {settled.refund.status} ({how})")
+    return 0
+
+
 def cmd_check_backend(args: argparse.Namespace) -> int:
     from boltgate.lightning.check import check
     from boltgate.lightning.registry import BackendEnv
@@ -242,6 +309,12 @@ def _worker_count(text: str) -> int:
     return int(text)
 
 
+def _whole(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boltgate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +351,38 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke.add_argument("merchant_id")
     key_revoke.add_argument("key_id")
     key_revoke.set_defaults(func=cmd_key_revoke)
+
+    refund = sub.add_parser(
+        "refund", help="look at refunds and settle one the backend cannot decide"
+    ).add_subparsers(dest="refund_command", required=True)
+    show = refund.add_parser("show", help="a refund, and what the backend says of its payment now")
+    show.add_argument("refund_id")
+    show.set_defaults(func=cmd_refund_show)
+    listing = refund.add_parser("list", help="refunds of every merchant, oldest first")
+    listing.add_argument("--pending", action="store_true", help="only pending refunds")
+    listing.add_argument(
+        "--older-than", type=_whole, metavar="MINUTES", help="only refunds created that long ago or more"
+    )
+    listing.add_argument("--limit", type=_whole, default=100, metavar="N", help="at most N (default 100)")
+    listing.set_defaults(func=cmd_refund_list)
+    settle = refund.add_parser(
+        "settle",
+        help="complete or fail a pending refund after checking the node by hand (the backend is asked first)",
+    )
+    settle.add_argument("refund_id")
+    outcome = settle.add_mutually_exclusive_group(required=True)
+    outcome.add_argument("--failed", action="store_true", help="the customer was not paid: free its amount")
+    outcome.add_argument("--completed", action="store_true", help="the customer was paid")
+    settle.add_argument("--preimage", metavar="HEX", help="proof of payment (with --completed)")
+    settle.add_argument(
+        "--force",
+        action="store_true",
+        help="decide although the backend cannot say (pending, unknown, unreachable)",
+    )
+    settle.add_argument(
+        "--reason", required=True, metavar="TEXT", help="why (kept with a failed refund, and logged)"
+    )
+    settle.set_defaults(func=cmd_refund_settle)
 
     check = sub.add_parser(
         "check-backend",

@@ -65,15 +65,17 @@ async def pay(ctx: Context, refund_id: str) -> None:
         await apply(session, refund_id, result, ctx.clock())
 
 
-async def apply(session: AsyncSession, refund_id: str, result: PaymentResult, now: datetime) -> None:
-    """What the backend said of the refund's payment, applied once (conditional updates)."""
+async def apply(session: AsyncSession, refund_id: str, result: PaymentResult, now: datetime) -> bool:
+    """What the backend said of the refund's payment, applied once (conditional updates). True
+    when this call completed or failed the refund (False: it was no longer pending, or the result
+    decides nothing yet). The background check and the operator's ``refund settle`` come here too."""
     if result.status is PaymentStatus.SETTLED:
-        await service.complete(session, refund_id, result.preimage, result.fee_msat, now)
-    elif result.status is PaymentStatus.FAILED:
-        await service.fail(session, refund_id, result.error or "the payment failed", now)
-    else:
-        await repository.record_outcome(session, refund_id, result.status.value, now)
-        log.info("refund_in_flight", refund_id=refund_id, outcome=result.status.value, error=result.error)
+        return await service.complete(session, refund_id, result.preimage, result.fee_msat, now)
+    if result.status is PaymentStatus.FAILED:
+        return await service.fail(session, refund_id, result.error or "the payment failed", now)
+    await repository.record_outcome(session, refund_id, result.status.value, now)
+    log.info("refund_in_flight", refund_id=refund_id, outcome=result.status.value, error=result.error)
+    return False
 
 
 async def destination(ctx: Context, body: RefundCreate, sats: int) -> service.Destination:

@@ -153,3 +153,16 @@ async def pending(session: AsyncSession, after: str, batch: int) -> Sequence[Ref
         select(Refund).where(Refund.status == "pending", Refund.id > after).order_by(Refund.id).limit(batch)
     )
     return list(rows)
+
+
+async def oldest(
+    session: AsyncSession, *, pending_only: bool, created_before: datetime | None, limit: int
+) -> Sequence[Refund]:
+    """Refunds of every merchant, oldest first (the operator's ``refund list``)."""
+    query = select(Refund)
+    if pending_only:
+        query = query.where(Refund.status == "pending")
+    if created_before is not None:
+        query = query.where(Refund.created_at < created_before)
+    rows = await session.scalars(query.order_by(Refund.created_at, Refund.id).limit(limit))
+    return list(rows)

@@ -12,6 +12,8 @@ For each pending refund:
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import structlog
 
 from boltgate.context import Context
@@ -41,6 +43,29 @@ async def check_pending(ctx: Context, batch: int = 100) -> int:
             return done
 
 
+def being_paid(refund: Refund, now: datetime, wait_seconds: float) -> bool:
+    """True while the payment of a refund may be under way right now (its invoice was bound and
+    no answer of ``pay_invoice`` is recorded yet, within the wait of the request that pays it)."""
+    return (
+        refund.payment_hash is not None
+        and refund.pay_outcome is None
+        and (now - refund.updated_at).total_seconds() < wait_seconds
+    )
+
+
+def judged(refund: Refund, result: PaymentResult) -> PaymentResult:
+    """What ``lookup_payment`` said, read with what the refund knows: UNKNOWN (no record) of a
+    payment the backend refused before sending (``not_sent``) is FAILED; any other UNKNOWN stays
+    UNKNOWN (it may have left)."""
+    if result.status is PaymentStatus.UNKNOWN and refund.pay_outcome == "not_sent":
+        return PaymentResult(
+            PaymentStatus.FAILED,
+            result.payment_hash,
+            error="the backend could not be reached; nothing was sent",
+        )
+    return result
+
+
 async def _check(ctx: Context, refund: Refund) -> bool:
     now = ctx.clock()
     if refund.payment_hash is None:
@@ -50,29 +75,18 @@ async def _check(ctx: Context, refund: Refund) -> bool:
                     session, refund.id, "the claim link expired unclaimed", now, unclaimed=True
                 )
         return False
-    if (
-        refund.pay_outcome is None
-        and (now - refund.updated_at).total_seconds() < ctx.settings.refund_pay_wait_seconds
-    ):
+    if being_paid(refund, now, ctx.settings.refund_pay_wait_seconds):
         return False  # being paid right now, most likely by this very process
     async with ctx.db.reading() as session:
         payment = await session.get(Payment, refund.payment_id)
     if payment is None:
         return False
     backend = await ctx.backends.get(payment.backend_ref)
-    result = await backend.lookup_payment(refund.payment_hash)
+    result = judged(refund, await backend.lookup_payment(refund.payment_hash))
     if result.status is PaymentStatus.UNKNOWN:
-        if refund.pay_outcome == "not_sent":
-            result = PaymentResult(
-                PaymentStatus.FAILED,
-                refund.payment_hash,
-                error="the backend could not be reached; nothing was sent",
-            )
-        else:
-            log.warning("refund_payment_unknown", refund_id=refund.id, outcome=refund.pay_outcome)
-            return False
+        log.warning("refund_payment_unknown", refund_id=refund.id, outcome=refund.pay_outcome)
+        return False
     if result.status is PaymentStatus.PENDING:
         return False
     async with ctx.db.writing() as session:
-        await paying.apply(session, refund.id, result, ctx.clock())
-    return True
+        return await paying.apply(session, refund.id, result, ctx.clock())
