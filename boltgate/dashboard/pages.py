@@ -12,7 +12,6 @@ from fastapi.responses import Response
 
 from boltgate.context import Context
 from boltgate.dashboard import charts, queries
-from boltgate.dashboard.proxies import proxy_rows
 from boltgate.dashboard.web import error_page, guard, guard_form, redirect, render
 from boltgate.errors import BoltgateError
 from boltgate.payment.states import Status
@@ -137,27 +136,36 @@ async def redeliver(request: Request, ctx: Ctx, delivery_id: str) -> Response:
 
 
 async def _revenue_values(ctx: Context, merchant_id: str) -> dict[str, Any]:
+    now = ctx.clock()
     async with ctx.db.reading() as session:
-        revenue = await queries.revenue(session, merchant_id, ctx.clock())
-    rows = await proxy_rows(ctx, merchant_id)
-    fiat = {
-        currency: charts.bar_chart(
-            [(day, per_day[day]) for day in revenue.days], f"{currency} received per day", currency
-        )
-        for currency, per_day in revenue.fiat.items()
-    }
+        revenue = await queries.revenue(session, merchant_id, now)
+        proxies = await queries.l402_revenue(session, merchant_id, now)
+    days = revenue.days
+    earning = [(p.proxy_id, p.name, p.sats) for p in proxies if p.total]
+    series = charts.top_series(earning, days, "Other proxies")
+    colours = {one.key: one.colour for one in series}
+    per_day = [
+        (day, [*(one.values[day] for one in series), sum(p.sats[day] for p in proxies)]) for day in days
+    ]
     return {
-        "sats_total": sum(revenue.sats.values()),
-        "fiat_totals": {c: sum(per_day.values()) for c, per_day in revenue.fiat.items()},
-        "sats_chart": charts.bar_chart(
-            [(day, revenue.sats[day]) for day in revenue.days], "Sats received per day", "sats"
+        "since": days[0],
+        "sats": charts.flow_figure("sats", days, revenue.sats.received, revenue.sats.refunded, "sats"),
+        "fiat": [
+            charts.flow_figure(currency.lower(), days, flow.received, flow.refunded, currency)
+            for currency, flow in revenue.fiat.items()
+        ],
+        "l402_total": sum(p.total for p in proxies),
+        "l402_chart": charts.stacked_chart(days, series, "L402 revenue per day, by proxy", "sats"),
+        "l402_table": charts.figures_table(
+            "l402-figures",
+            "L402 sats per UTC day, by proxy",
+            [*(s.name for s in series), "Total"],
+            per_day,
+            "sats",
         ),
-        "fiat_charts": fiat,
-        "l402_total": sum(row["revenueSats"] for row in rows),
-        "l402_chart": charts.hbar_chart(
-            [(row["name"], row["revenueSats"]) for row in rows], "L402 revenue per proxy", "sats"
-        ),
-        "since": revenue.days[0],
+        "proxies": [
+            (p, charts.swatch(colours.get(p.proxy_id, charts.OTHER)) if p.total else None) for p in proxies
+        ],
     }
 
 

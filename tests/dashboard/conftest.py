@@ -3,6 +3,7 @@ HTTP client that signs in through the forms (cookies, CSRF tokens) as a person w
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -98,9 +99,16 @@ async def new_payment(api: httpx.AsyncClient, key: str, order_id: str, **fields:
     return dict(response.json())
 
 
-async def pay(api: httpx.AsyncClient, invoice: str) -> None:
-    paid = await api.post("/api/dev/pay", json={"invoice": invoice})
+async def pay(api: httpx.AsyncClient, payment: dict[str, Any]) -> None:
+    """Pay a payment on the dev node and wait until the settlement watcher has marked it paid."""
+    paid = await api.post("/api/dev/pay", json={"invoice": payment["lightningInvoice"]})
     assert paid.status_code == 200 and paid.json()["status"] == "settled", paid.text
+    for _ in range(200):
+        status = await api.get(f"/checkout/{payment['invoiceId']}/status")
+        if status.json()["status"] == "paid":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{payment['invoiceId']} was not marked paid")
 
 
 CONFIRM_LINK = re.compile(r"(http://\S+/dashboard/email/confirm\?token=\S+)")

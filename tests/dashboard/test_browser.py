@@ -66,7 +66,7 @@ async def test_payments_filter_timeline_and_redeliver(page, api, make_merchant, 
         )
         if i == 1:
             paid = made
-            await pay(api, made["lightningInvoice"])
+            await pay(api, made)
     assert paid is not None
     received = await receiver.wait_for("/dash-browser", 4)
 

@@ -31,7 +31,7 @@ async def test_payments_filter_search_and_page(dash, api, make_merchant, db):
         )
         for i in range(27)
     ]
-    await pay(api, made[5]["lightningInvoice"])
+    await pay(api, made[5])
     async with db.writing() as session:  # ord-00 was made "last month"
         await session.execute(
             update(Payment)
@@ -84,7 +84,7 @@ async def test_timeline_shows_events_deliveries_and_redelivers(dash, api, make_m
     hook = await api.post("/api/webhooks", json={"url": url}, headers=auth(key))
     assert hook.status_code == 201
     payment = await new_payment(api, key, "tl-1", description="Timeline mug")
-    await pay(api, payment["lightningInvoice"])
+    await pay(api, payment)
     received = await receiver.wait_for("/dash-timeline", 2)
     client = await dash()
     await client.sign_in(key)
@@ -182,7 +182,7 @@ async def test_revenue_charts_and_proxies(dash, api, make_merchant, db):
     merchant_id, key = await make_merchant("Revenue")
     for order, amount in (("r1", "10.00"), ("r2", "2.50")):
         payment = await new_payment(api, key, order, amount=amount)
-        await pay(api, payment["lightningInvoice"])
+        await pay(api, payment)
     unpaid = await new_payment(api, key, "r3", amount="99.00")
     proxy = await api.post(
         "/api/proxy",
