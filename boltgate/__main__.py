@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="boltgate.ops.http_server:BoundedHttpToolsProtocol",
         log_config=None,
         access_log=False,
         server_header=False,

@@ -26,6 +26,7 @@ from boltgate.config import Settings
 from boltgate.db.engine import Database
 from boltgate.db.migrate import upgrade
 from boltgate.merchant import service as merchant_service
+from boltgate.ops.http_server import BoundedHttpToolsProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT.parent / "shared" / "vectors"
@@ -117,6 +118,7 @@ class Gateway:
                 port=settings.port,
                 log_config=None,
                 lifespan="on",
+                http=BoundedHttpToolsProtocol,  # what `boltgate serve` runs
                 timeout_graceful_shutdown=2,  # as `boltgate serve` (10 s): open streams must not hang a stop
             )
         )
