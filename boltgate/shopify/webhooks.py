@@ -6,7 +6,10 @@ settings); it is checked on the raw bytes, in constant time, before anything is 
 retries deliveries, so ``X-Shopify-Webhook-Id`` is recorded with the change it made, in one
 transaction: a repeat changes nothing. Topics: ``orders/*`` and ``fulfillments/*`` update an
 order's tracking and state; ``products/*`` and ``inventory_levels/*`` mark the catalog stale;
-``app/uninstalled`` switches the store off (``active: false``) until it is connected again.
+``app/uninstalled`` switches the store off (``active: false``) until it is connected again —
+once the Admin API confirms that the store's credentials are refused: Shopify signs the body
+only, so a signed body of another topic re-sent with this topic header must not stop a shop's
+sales (while Shopify cannot be asked, the delivery is answered 503 and Shopify retries it).
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from boltgate.context import Context
-from boltgate.errors import MalformedRequest, Unauthorized, ValidationFailed
-from boltgate.shopify import catalog, orders
+from boltgate.errors import MalformedRequest, ServiceUnavailable, Unauthorized, ValidationFailed
+from boltgate.shopify import catalog, graphql, orders
+from boltgate.shopify.client import (
+    ShopifyError,
+    ShopifyNotFound,
+    ShopifyUnauthorized,
+    ShopifyUnavailable,
+)
 from boltgate.shopify.models import ShopifyOrder, ShopifyStore, ShopifyWebhookReceipt
 from boltgate.shopify.stores import Channel
 
@@ -71,6 +80,7 @@ async def receive(
         raise MalformedRequest("the webhook body is not JSON", code="malformed_json") from exc
     if not isinstance(payload, dict):
         raise MalformedRequest("the webhook body must be a JSON object", code="malformed_json")
+    uninstall = topic == "app/uninstalled" and await _installation_gone(channel, store)
     now = ctx.clock()
     try:
         async with ctx.db.writing() as session:
@@ -78,17 +88,45 @@ async def receive(
                 ShopifyWebhookReceipt(store_id=store.id, webhook_id=webhook_id, topic=topic, received_at=now)
             )
             await session.flush()  # a repeat fails here, before it changes anything
-            handled = await _handle(session, store, topic, payload, now)
+            handled = await _handle(session, store, topic, payload, now, uninstall=uninstall)
     except IntegrityError:
         return {"received": True, "duplicate": True}
     log.info("shopify_webhook", store=store.slug, topic=topic, handled=handled)
     return {"received": True, "duplicate": False, "handled": handled}
 
 
+async def _installation_gone(channel: Channel, store: ShopifyStore) -> bool:
+    """Whether Shopify now refuses the store's credentials (the app really was uninstalled)."""
+    try:
+        await channel.admin.execute(channel.credentials(store), graphql.SHOP_INFO)
+    except (ShopifyUnauthorized, ShopifyNotFound):
+        return True
+    except ShopifyUnavailable as exc:
+        raise ServiceUnavailable(
+            "Shopify cannot confirm the uninstall now; deliver again later",
+            code="shopify_unavailable",
+            headers={"Retry-After": "30"},
+        ) from exc
+    except ShopifyError as exc:  # it answered, but not that the credentials are refused
+        log.warning("shopify_uninstall_not_confirmed", store=store.slug, error=type(exc).__name__)
+        return False
+    log.warning("shopify_uninstall_not_confirmed", store=store.slug)
+    return False
+
+
 async def _handle(
-    session: Any, store: ShopifyStore, topic: str, payload: dict[str, Any], now: datetime
+    session: Any,
+    store: ShopifyStore,
+    topic: str,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    uninstall: bool = False,
 ) -> bool:
-    if topic == "app/uninstalled":  # its token is dead: stop selling until the merchant reconnects
+    if topic == "app/uninstalled":
+        if not uninstall:  # the credentials still work: not an uninstall, whatever the header says
+            return False
+        # its token is dead: stop selling until the merchant reconnects
         row = await session.get(ShopifyStore, store.id, with_for_update=True)
         row.active, row.updated_at = False, now
         log.warning("shopify_app_uninstalled", store=store.slug)

@@ -497,6 +497,8 @@ async def test_a_store_switched_off_still_lets_paid_buyers_claim(sclient, mercha
     mug = variants(shop)["Mug/Default Title"]
     body = (await checkout(sclient, slug, [{"variantId": mug.legacy_resource_id, "quantity": 1}])).json()
     await pay(sclient, body["invoice"])
+    tokens = set(shop.tokens)
+    shop.tokens.clear()  # uninstalling the app revokes its tokens
     uninstalled = await shopify.send_webhook(
         f"{sclient.base_url}/api/shopify/{slug}/webhooks",
         shop,
@@ -513,7 +515,10 @@ async def test_a_store_switched_off_still_lets_paid_buyers_claim(sclient, mercha
         f"/api/shopify/{slug}/checkout", json={"items": [{"variantId": 1, "quantity": 1}]}
     )
     assert shut.status_code == 404
-    claimed = await claim(sclient, slug, body["claimToken"])
+    refused = await claim(sclient, slug, body["claimToken"])  # the store's token is dead
+    assert refused.status_code == 502 and refused.json()["error"] == "shopify_unauthorized"
+    shop.tokens.update(tokens)  # the merchant installs the app again
+    claimed = await claim(sclient, slug, body["claimToken"])  # the paid buyer still gets the order
     assert claimed.status_code == 200, claimed.text
     status = await sclient.get(
         f"/api/shopify/{slug}/orders/{body['orderId']}", params={"claimToken": body["claimToken"]}
