@@ -1,4 +1,4 @@
-"""The ``boltgate`` command line: serve, worker, migrate, merchant …, refund …, dev pay.
+"""The ``boltgate`` command line: serve, worker, migrate, backup, merchant …, refund …, dev pay.
 
 Every option also comes from ``BOLTGATE_*`` variables; flags given here win.
 """
@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
@@ -103,6 +104,20 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     settings = _settings()
     asyncio.run(upgrade(settings.effective_database_url))
     print("database is up to date")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from boltgate.ops.backup import BackupError, backup
+
+    settings = _settings()
+    try:
+        made = backup(settings.effective_database_url, args.path)
+    except BackupError as exc:
+        print(f"boltgate: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{made.kind} backup: {made.path} ({made.size} bytes)")
+    print("keep BOLTGATE_SECRET_KEY with it: without that key the sealed secrets in it cannot be opened")
     return 0
 
 
@@ -333,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run only the background workers").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    backup = sub.add_parser(
+        "backup", help="write a consistent backup of the database while the gateway runs (deploy/README.md)"
+    )
+    backup.add_argument("path", type=Path, help="a new file: SQLite database, or pg_dump custom format")
+    backup.set_defaults(func=cmd_backup)
 
     merchant = sub.add_parser("merchant", help="merchants and API keys").add_subparsers(
         dest="merchant_command", required=True
