@@ -30,7 +30,7 @@ from boltgate.context import Context
 from boltgate.errors import BoltgateError, NotFound
 from boltgate.merchant.models import Merchant
 from boltgate.payment.models import Payment
-from boltgate.web import Ctx, ip_rate_limit
+from boltgate.web import Ctx, ip_rate_limit, problems
 
 STATIC_DIR = Path(__file__).parent / "static"
 _TEMPLATES = Environment(
@@ -206,10 +206,25 @@ async def _buy(request: Request, ctx: Context, product_id: str, lang: str | None
     return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
 
 
+_HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+
+
+def _page_or_problem(status: int, description: str) -> dict[str, Any]:
+    """A status /buy answers with an HTML page (the payer's browser) or, for what fails before the
+    product is looked at (parameters, the per-IP limit, the Lightning node), a problem."""
+    return {"description": description, "content": {**problems(status)[status]["content"], **_HTML_PAGE}}
+
+
 _BUY_DOC: dict[str, Any] = {
     "response_class": RedirectResponse,
     "status_code": 303,
-    "responses": {404: {"description": "No such product, or not for sale (an HTML page)"}},
+    "responses": {
+        400: _page_or_problem(400, "Invalid parameters, or the product's price cannot be charged (page)"),
+        404: {"description": "No such product, or not for sale (an HTML page)", "content": _HTML_PAGE},
+        429: _page_or_problem(429, "Rate limited: this address asks too often, or starts too many payments"),
+        502: _page_or_problem(502, "The Lightning backend refused or failed the invoice"),
+        503: _page_or_problem(503, "Exchange rates or the Lightning backend unavailable"),
+    },
     "dependencies": [Depends(ip_rate_limit)],  # and, per IP, BOLTGATE_BUY_RATE_LIMIT new payments
 }
 

@@ -1,8 +1,10 @@
 """The published OpenAPI document: FastAPI's, with its 422 answers replaced by what we really send
-(400 problem details), so generated clients and fuzzers see the truth."""
+(400 problem details), so generated clients and fuzzers see the truth, and one operationId per
+operation (FastAPI gives a route of several methods, the paid proxy's, the same id for each)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,17 +24,26 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
+        with warnings.catch_warnings():
+            # made unique below (a duplicate of any other kind fails tests/ops/test_operability.py)
+            warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
         bad_request = problems(400)[400]
         schema.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKeyAuth"] = API_KEY_SCHEME
         for route in iter_routes(app.routes):
-            if isinstance(route, APIRoute) and _uses(route.dependant, merchant_auth):
-                for method in route.methods or ():
-                    operation = schema["paths"].get(route.path_format, {}).get(method.lower())
-                    if operation is not None:
-                        operation["security"] = [{"ApiKeyAuth": []}]
+            if not isinstance(route, APIRoute):
+                continue
+            methods = route.methods or set()
+            for method in methods:
+                operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+                if operation is None:
+                    continue
+                if _uses(route.dependant, merchant_auth):
+                    operation["security"] = [{"ApiKeyAuth": []}]
+                if len(methods) > 1:
+                    operation["operationId"] = f"{route.name}_{method.lower()}"
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.get("responses", {})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
+from pydantic import BeforeValidator
 
 from boltgate.errors import ValidationFailed
 from boltgate.payment import repository, service
@@ -15,6 +17,18 @@ from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read
 from boltgate.webhook import sse
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def _rfc3339_text(value: object) -> object:
+    """A time as documented (RFC 3339): pydantic alone would also take a number as a Unix time."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value.strip()):
+        raise ValueError("must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text)]
 
 
 @router.post(
@@ -65,9 +79,9 @@ async def list_payments(
     status: Literal["unpaid", "paid", "expired", "refunded"] | None = None,
     order_id: Annotated[str | None, Query(alias="orderId", max_length=200)] = None,
     created_from: Annotated[
-        datetime | None, Query(alias="from", description="createdAt >= (RFC 3339)")
+        Rfc3339 | None, Query(alias="from", description="createdAt >= (RFC 3339)")
     ] = None,
-    created_to: Annotated[datetime | None, Query(alias="to", description="createdAt < (RFC 3339)")] = None,
+    created_to: Annotated[Rfc3339 | None, Query(alias="to", description="createdAt < (RFC 3339)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:

@@ -94,7 +94,10 @@ async def delete_proxy(ctx: Ctx, merchant: Merchant, proxy_id: str) -> Response:
     "/{proxy_id}/manifest/endpoints",
     status_code=201,
     response_model=schemas.EndpointOut,
-    responses=problems(400, 401, 404, 409, 429),
+    responses={
+        200: {"description": "The same endpoint again: nothing changed", "model": schemas.EndpointOut},
+        **problems(400, 401, 404, 409, 429),
+    },
     openapi_extra=json_body(schemas.EndpointCreate),
     summary="Price requests by method and path pattern (/forecast/{city}); the same body again is a no-op",
 )

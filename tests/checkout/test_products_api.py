@@ -161,6 +161,23 @@ async def test_buy_link_of_a_missing_or_inactive_product_is_a_friendly_404(clien
     assert (await client.get("/api/payments", headers=auth(key))).json()["total"] == listed  # nothing made
 
 
+async def test_buy_link_pages_are_documented(client, merchant):
+    """A price that cannot be charged is an HTML page too (400), and /openapi.json says so for every
+    page /buy can answer with (tests/fuzz found the 400 documented as problem details only)."""
+    _, key = merchant
+    too_dear = {**PRODUCT, "price": 999_999_999, "currency": "USD"}
+    pid = (await client.post("/api/checkout/products", json=too_dear, headers=auth(key))).json()["productId"]
+    operations = (await client.get("/openapi.json")).json()["paths"]["/buy/{product_id}"]
+    for method in ("get", "post"):
+        response = await client.request(method.upper(), f"/buy/{pid}")
+        assert response.status_code == 400 and response.headers["content-type"].startswith("text/html")
+        responses = operations[method]["responses"]
+        for status in ("400", "404", "429", "502", "503"):
+            assert "text/html" in responses[status]["content"], (method, status)
+        for status in ("400", "429", "502", "503"):  # what fails before the product is looked at
+            assert "application/problem+json" in responses[status]["content"], (method, status)
+
+
 async def test_buy_links_are_rate_limited_per_client(make_gateway, make_merchant):
     gateway = await make_gateway(buy_rate_limit="2/minute")
     _, key = await make_merchant()

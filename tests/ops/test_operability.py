@@ -98,6 +98,9 @@ async def test_openapi_lists_every_route_with_its_problem_responses(client):
                 for code in problem_statuses:
                     assert "application/problem+json" in responses[code]["content"], (method, path, code)
     assert schema["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "X-API-Key"
+    # one operationId per operation, as OpenAPI requires (the paid proxy's route serves seven methods)
+    ids = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
     assert schema["paths"]["/api/payments"]["post"]["security"] == [{"ApiKeyAuth": []}]
     assert "security" not in schema["paths"]["/api/rates"]["get"]
     payments = schema["paths"]["/api/payments"]["post"]["responses"]

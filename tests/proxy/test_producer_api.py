@@ -343,6 +343,13 @@ async def test_endpoint_create_is_201_then_idempotent_and_conflicts_are_409(pcli
 
     again = await pclient.post(url, json=FORECAST, headers=auth(key))
     assert again.status_code == 200 and again.json() == endpoint  # the same body: a no-op
+    # ... and documented as such (tests/fuzz found the 200 missing from /openapi.json)
+    operation = (await pclient.get("/openapi.json")).json()["paths"][
+        "/api/proxy/{proxy_id}/manifest/endpoints"
+    ]["post"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/boltgate__proxy__schemas__EndpointOut"
+    }
 
     changed = await pclient.post(url, json={**FORECAST, "basePriceSats": 8}, headers=auth(key))
     problem(changed, 409, "endpoint_exists")
