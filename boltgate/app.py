@@ -25,12 +25,15 @@ from boltgate.api import mount
 from boltgate.config import Settings
 from boltgate.context import Context
 from boltgate.db.engine import Database
+from boltgate.db.errors import DATABASE_ERRORS
+from boltgate.db.errors import unavailable as database_unavailable
 from boltgate.db.migrate import upgrade
 from boltgate.errors import (
     PROBLEM_CONTENT_TYPE,
     BackendUnavailable,
     BadGateway,
     BoltgateError,
+    ServiceUnavailable,
     ValidationFailed,
     problem_body,
 )
@@ -318,6 +321,21 @@ def install_error_handlers(app: FastAPI) -> None:
         body = problem_body(500, "internal_error", "Internal error", "An unexpected error occurred")
         return Response(orjson.dumps(body), status_code=500, media_type=PROBLEM_CONTENT_TYPE)
 
+    async def on_database(request: Request, exc: Exception) -> Response:
+        """The database down, restarting or full: 503 with Retry-After, not a 500 (anything
+        else of these types is still a crash)."""
+        reason = database_unavailable(exc)
+        if reason is None:
+            return await on_crash(request, exc)
+        log.warning("database_unavailable", reason=reason, error=type(exc).__name__, path=request.url.path)
+        return _problem(
+            ServiceUnavailable(
+                f"the database is unavailable ({reason}); try again shortly",
+                code="database_unavailable",
+                headers={"Retry-After": "5"},
+            )
+        )
+
     async def on_lightning(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LightningError)
         log.warning("lightning_backend_error", backend=exc.backend, kind=type(exc).__name__, error=str(exc))
@@ -332,6 +350,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LightningError, on_lightning)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, on_database)
     app.add_exception_handler(Exception, on_crash)
 
 
