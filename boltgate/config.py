@@ -122,6 +122,10 @@ class Settings(BaseSettings):
         "20/minute",
         description="payments one client IP may start through public /buy links (each is an invoice)",
     )
+    auth_failure_rate_limit: str = Field(
+        "30/minute",
+        description="requests with a missing or wrong API key one client IP may make (then 429)",
+    )
     redis_url: str | None = Field(None, description="redis://… to share rate limits across replicas")
     max_body_bytes: int = Field(65536, ge=1024, description="largest accepted request body")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -372,7 +376,11 @@ class Settings(BaseSettings):
         return _split_csv(value)
 
     @field_validator(
-        "rate_limit", "buy_rate_limit", "agent_challenge_rate_limit", "dashboard_signin_rate_limit"
+        "rate_limit",
+        "buy_rate_limit",
+        "auth_failure_rate_limit",
+        "agent_challenge_rate_limit",
+        "dashboard_signin_rate_limit",
     )
     @classmethod
     def _rate(cls, value: str) -> str:

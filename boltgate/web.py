@@ -4,16 +4,25 @@ and the documented error responses each route lists in ``/openapi.json``."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from limits import RateLimitItem
+from limits import parse as parse_limit
 from pydantic import BaseModel, ValidationError
 from starlette.routing import BaseRoute
 
 from boltgate.context import Context, get_context
-from boltgate.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from boltgate.errors import (
+    MalformedRequest,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from boltgate.merchant.auth import Principal, authenticate
 
 M = TypeVar("M", bound=BaseModel)
@@ -128,9 +137,21 @@ async def merchant_auth(request: Request) -> Principal:
     (:mod:`boltgate.ops.openapi` marks every route that depends on this function).
     """
     ctx: Context = request.app.state.ctx
-    principal = await authenticate(ctx.db, ctx.keys, request.headers.get("x-api-key"))
+    try:
+        principal = await authenticate(ctx.db, ctx.keys, request.headers.get("x-api-key"))
+    except Unauthorized:
+        # wrong or missing keys are counted per client address: each costs a look-up
+        client = request.client.host if request.client else "unknown"
+        rate = _auth_failures(ctx.settings.auth_failure_rate_limit)
+        await ctx.limiter.check("auth-failure:" + client, rate)
+        raise
     await ctx.limiter.check("key:" + principal.key_id)
     return principal
+
+
+@lru_cache(maxsize=4)
+def _auth_failures(rate: str) -> RateLimitItem:
+    return parse_limit(rate)
 
 
 async def ip_rate_limit(request: Request, ctx: Ctx) -> None:

@@ -96,6 +96,7 @@ def make_settings(data_root: Path, database_url: str, **overrides: Any) -> Setti
         "auto_migrate": False,
         "rate_limit": "100000/second",
         "buy_rate_limit": "100000/second",
+        "auth_failure_rate_limit": "100000/second",
         "log_json": True,
         "settlement_poll_interval_seconds": 0.05,
         "webhook_timeout_seconds": 3,  # every test gateway's worker gives up on a hanging receiver soon

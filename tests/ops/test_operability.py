@@ -45,6 +45,20 @@ async def test_rate_limit_is_429_with_retry_after(make_gateway, make_merchant):
         assert (await http.get("/api/payments", headers=auth(other))).status_code == 200
 
 
+async def test_wrong_api_keys_are_limited_per_client_address(make_gateway, make_merchant):
+    gateway = await make_gateway(auth_failure_rate_limit="3/minute")
+    _, key = await make_merchant()
+    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+        wrong = [
+            (await http.get("/api/payments", headers=auth(f"le_live_guess{i}"))).status_code for i in range(3)
+        ]
+        missing = await http.get("/api/payments")
+        assert wrong == [401, 401, 401] and missing.status_code == 429
+        assert missing.json()["error"] == "rate_limited" and int(missing.headers["retry-after"]) >= 1
+        # only failures count: a valid key from the same address is served
+        assert (await http.get("/api/payments", headers=auth(key))).status_code == 200
+
+
 async def test_rate_limit_shared_through_redis(make_gateway, make_merchant):
     import redis.asyncio as aioredis
 
