@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -18,10 +18,11 @@ from boltgate.context import Context
 from boltgate.errors import NotFound
 from boltgate.kit.clock import rfc3339
 from boltgate.payment import repository
-from boltgate.web import Ctx, json_response, problems
+from boltgate.web import Ctx, ip_rate_limit, json_response, problems
 from boltgate.webhook import sse
 
-router = APIRouter(prefix="/checkout", tags=["checkout"])
+# public and polled: limited per client address like the other public routes
+router = APIRouter(prefix="/checkout", tags=["checkout"], dependencies=[Depends(ip_rate_limit)])
 
 
 class CheckoutStatus(BaseModel):
@@ -60,7 +61,7 @@ async def status_of(ctx: Context, invoice_id: str) -> dict[str, Any]:
 @router.get(
     "/{invoice_id}/status",
     response_model=CheckoutStatus,
-    responses=problems(404),
+    responses=problems(404, 429),
     summary="A payment's status for its checkout page (cheap; poll at most every 3 s)",
 )
 async def checkout_status(ctx: Ctx, invoice_id: str) -> Response:
@@ -71,7 +72,7 @@ async def checkout_status(ctx: Ctx, invoice_id: str) -> Response:
     "/{invoice_id}/events",
     responses={
         200: {"description": "Server-Sent Events", "content": {"text/event-stream": {}}},
-        **problems(404),
+        **problems(404, 429),
     },
     summary="The checkout status as Server-Sent Events: now, then on every change",
 )

@@ -133,8 +133,10 @@ def _not_found(page: Page, title_key: str, body_key: str) -> HTMLResponse:
     "/checkout/{invoice_id}",
     response_class=HTMLResponse,
     responses={
-        404: {"description": "No such payment (an HTML page, or a problem for Accept: application/json)"}
+        404: {"description": "No such payment (an HTML page, or a problem for Accept: application/json)"},
+        **problems(429),
     },
+    dependencies=[Depends(ip_rate_limit)],
     summary="The hosted checkout page of a payment (HTML)",
 )
 async def checkout_page(request: Request, ctx: Ctx, invoice_id: str, lang: Lang = None) -> Response:

@@ -59,6 +59,25 @@ async def test_wrong_api_keys_are_limited_per_client_address(make_gateway, make_
         assert (await http.get("/api/payments", headers=auth(key))).status_code == 200
 
 
+async def test_public_checkout_routes_are_limited_per_client_address(make_gateway, make_merchant):
+    gateway = await make_gateway(rate_limit="4/minute")
+    _, key = await make_merchant()
+    async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+        made = await http.post(
+            "/api/payments",
+            json={"orderId": "poll-1", "amount": "1.00", "currency": "USD"},
+            headers=auth(key),
+        )
+        invoice = made.json()["invoiceId"]
+        codes = [(await http.get(f"/checkout/{invoice}/status")).status_code for _ in range(3)]
+        page = await http.get(f"/checkout/{invoice}")
+        limited = await http.get(f"/checkout/{invoice}/status")
+        assert codes == [200, 200, 200] and page.status_code == 200
+        assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+        stream = await http.get(f"/checkout/{invoice}/events")
+        assert stream.status_code == 429
+
+
 async def test_rate_limit_shared_through_redis(make_gateway, make_merchant):
     import redis.asyncio as aioredis
 
