@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,6 +66,7 @@ from boltgate.shopify.stores import Channel
 from boltgate.web import iter_routes
 from boltgate.webhook.delivery import DeliveryWorker
 from boltgate.webhook.feed import EventFeed
+from boltgate.worker.leases import Leases
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +115,16 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
     async def check_refunds() -> None:
         await refund_tasks.check_pending(ctx)
 
+    def leased(job: str, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """``run`` on the replica that holds the job's lease this round; skipped on the others."""
+
+        async def one_round() -> None:
+            async with ctx.leases.hold(job) as mine:
+                if mine:
+                    await run()
+
+        return one_round
+
     worker = DeliveryWorker(
         ctx.db,
         ctx.webhook_http,
@@ -141,14 +152,15 @@ def start_workers(ctx: Context) -> list[asyncio.Task[None]]:
             ),
             name="merchant-watchers",
         ),
-        asyncio.create_task(
-            tasks.every(s.reconcile_interval_seconds, "reconcile", reconcile), name="reconciler"
-        ),
-        asyncio.create_task(tasks.every(s.expiry_sweep_interval_seconds, "expire", sweep), name="sweeper"),
-        asyncio.create_task(tasks.every(3600, "agent-challenges", forget_challenges), name="challenges"),
-        asyncio.create_task(tasks.every(3600, "shopify-receipts", forget_receipts), name="shopify-receipts"),
-        asyncio.create_task(
-            tasks.every(s.refund_check_interval_seconds, "refunds", check_refunds), name="refunds"
+        *(
+            asyncio.create_task(tasks.every(interval, job, leased(job, run)), name=job)
+            for job, interval, run in (
+                ("reconcile", s.reconcile_interval_seconds, reconcile),
+                ("expire", s.expiry_sweep_interval_seconds, sweep),
+                ("agent-challenges", 3600, forget_challenges),
+                ("shopify-receipts", 3600, forget_receipts),
+                ("refunds", s.refund_check_interval_seconds, check_refunds),
+            )
         ),
     ]
 
@@ -221,6 +233,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             ),
             secret,
         ),
+        leases=Leases(db),
     )
     feed = asyncio.create_task(ctx.feed.run(), name="event-feed")
     usage = asyncio.create_task(ctx.usage.run(settings.proxy_usage_flush_seconds), name="proxy-usage")
@@ -238,6 +251,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         await ctx.backends.close()
         await backend.close()
         await http.aclose()
+        await ctx.leases.close()
         await db.dispose()
 
 

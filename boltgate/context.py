@@ -25,6 +25,7 @@ from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService
 from boltgate.shopify.stores import Channel
 from boltgate.webhook.feed import EventFeed
+from boltgate.worker.leases import Leases
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Context:
     proxy_networks: tuple[Network, ...]  # private networks upstreams may be in (operator's allow-list)
     platform: Platform  # the Nostr key the marketplace signs with, and its relays
     shopify: Channel  # the Shopify Admin client, and the keys of the Shopify channel
+    leases: Leases  # one run of a periodic job at a time across replicas
     proxy_in_flight: dict[str, int] = field(default_factory=dict)  # requests being relayed, per proxy
     keys: KeyCache = field(default_factory=KeyCache)
     clock: Clock = utcnow
