@@ -45,8 +45,12 @@ def _plain(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def is_public(address: str) -> bool:
-    """A global unicast address (not private, loopback, link-local, metadata, multicast, reserved)."""
+    """A global unicast address (not private, loopback, link-local, metadata, multicast, reserved).
+    A 6to4 address (``2002::/16``) carries an IPv4 address that a host with a 6to4 tunnel reaches:
+    it is public only when that address is."""
     ip = _plain(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None and not is_public(str(ip.sixtofour)):
+        return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
 
 
