@@ -63,7 +63,9 @@ class Settings(BaseSettings):
         SecretStr(DEV_SECRET_KEY), description="server secret for HMACs (>= 32 chars outside dev mode)"
     )
     admin_api_key: SecretStr | None = Field(
-        None, description="operator key for POST /api/admin/merchants (X-Admin-Key); unset disables it"
+        None,
+        description="operator key for POST /api/admin/merchants (X-Admin-Key, >= 32 chars outside dev mode); "
+        "unset disables it",
     )
     lightning_url: SecretStr = Field(
         SecretStr("dev://"),
@@ -494,6 +496,9 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value()
         if secret == DEV_SECRET_KEY or len(secret) < 32:
             problems.append("BOLTGATE_SECRET_KEY must be set to a random value of at least 32 characters")
+        admin = self.admin_api_key.get_secret_value() if self.admin_api_key is not None else None
+        if admin and len(admin) < 32:
+            problems.append("BOLTGATE_ADMIN_API_KEY must be at least 32 characters (or unset)")
         if self.lightning_backend == "dev" or self.lightning_failover_backend == "dev":
             problems.append("dev:// (the built-in dev node) is for dev mode only (BOLTGATE_LIGHTNING_URL)")
         if "fixed" in self.rate_providers:

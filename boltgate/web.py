@@ -140,13 +140,17 @@ async def merchant_auth(request: Request) -> Principal:
     try:
         principal = await authenticate(ctx.db, ctx.keys, request.headers.get("x-api-key"))
     except Unauthorized:
-        # wrong or missing keys are counted per client address: each costs a look-up
-        client = request.client.host if request.client else "unknown"
-        rate = _auth_failures(ctx.settings.auth_failure_rate_limit)
-        await ctx.limiter.check("auth-failure:" + client, rate)
+        await count_auth_failure(request, ctx)
         raise
     await ctx.limiter.check("key:" + principal.key_id)
     return principal
+
+
+async def count_auth_failure(request: Request, ctx: Context) -> None:
+    """Count a missing or wrong key (API or admin) against the client address; 429 past
+    ``BOLTGATE_AUTH_FAILURE_RATE_LIMIT``: each costs a look-up, and guessing should be slow."""
+    client = request.client.host if request.client else "unknown"
+    await ctx.limiter.check("auth-failure:" + client, _auth_failures(ctx.settings.auth_failure_rate_limit))
 
 
 @lru_cache(maxsize=4)

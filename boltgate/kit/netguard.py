@@ -49,7 +49,8 @@ def is_public(address: str) -> bool:
     A 6to4 address (``2002::/16``) carries an IPv4 address that a host with a 6to4 tunnel reaches:
     it is public only when that address is."""
     ip = _plain(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None and not is_public(str(ip.sixtofour)):
+    embedded = ip.sixtofour if isinstance(ip, ipaddress.IPv6Address) else None
+    if embedded is not None and not is_public(str(embedded)):
         return False
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
 

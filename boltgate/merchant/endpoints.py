@@ -21,7 +21,7 @@ from boltgate.merchant.schemas import (
     MerchantUpdate,
     key_out,
 )
-from boltgate.web import Ctx, Merchant, json_body, json_response, problems, read_json
+from boltgate.web import Ctx, Merchant, count_auth_failure, json_body, json_response, problems, read_json
 
 router = APIRouter(tags=["merchant"])
 
@@ -104,6 +104,7 @@ async def create_merchant(request: Request, ctx: Ctx, x_admin_key: str | None = 
         or not x_admin_key
         or not hmac.compare_digest(x_admin_key.encode(), expected.get_secret_value().encode())
     ):
+        await count_auth_failure(request, ctx)
         raise Unauthorized("Send the operator's admin key in X-Admin-Key", code="invalid_admin_key")
     body = await read_json(request, MerchantCreate, ctx.settings.max_body_bytes)
     async with ctx.db.writing() as session:

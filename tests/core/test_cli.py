@@ -156,6 +156,9 @@ def test_key_create_and_revoke(env, server):
     assert run(env, "merchant", "key", "revoke", merchant_id, "key_nope", check=False).returncode == 2
 
 
+REQUEST_ID = {"X-Request-Id": "req-query"}
+
+
 def test_logs_are_json_with_request_ids_and_no_secrets(env):
     env = {**env, "BOLTGATE_LOG_LEVEL": "DEBUG", "BOLTGATE_ACCESS_LOG": "true"}
     key = run(env, "merchant", "create", "Log Shop").stdout.strip().splitlines()[-1]
@@ -168,10 +171,21 @@ def test_logs_are_json_with_request_ids_and_no_secrets(env):
             headers={**auth(key), "X-Request-Id": "req-log-1"},
         )
         httpx.get(server.url + "/api/payments", headers=auth(key[:-1] + "X"))
+        # bearer secrets that travel in queries: a sign-in link's token, a buyer's claim token
+        link = httpx.get(server.url + "/dashboard/login/link?token=signinSECRETsignin", headers=REQUEST_ID)
+        claim = httpx.get(
+            server.url + "/api/shopify/no-store/orders/o1?claimToken=claimSECRET", headers=REQUEST_ID
+        )
     finally:
         server.stop()
     text = server.log.read_text()
     assert key not in text and key[:-1] not in text
+    assert "SECRET" not in text
+    logged = [json.loads(line) for line in text.splitlines() if '"req-query"' in line]
+    assert {(line["path"], line["status"]) for line in logged if line.get("event") == "request"} == {
+        ("/dashboard/login/link", link.status_code),
+        ("/api/shopify/no-store/orders/o1", claim.status_code),
+    }  # the requests were logged, by path only
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("event") == "request"]
     assert any(line.get("request_id") == "req-log-1" and line["status"] == 201 for line in access)
