@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         "30/minute",
         description="requests with a missing or wrong API key one client IP may make (then 429)",
     )
+    max_streams_per_address: int = Field(
+        20, ge=1, description="open event streams of checkout pages per client IP, per process (then 429)"
+    )
+    max_streams_per_merchant: int = Field(
+        500, ge=1, description="open streams of /api/payments/{id}/events per merchant, per process"
+    )
     redis_url: str | None = Field(None, description="redis://… to share rate limits across replicas")
     max_body_bytes: int = Field(65536, ge=1024, description="largest accepted request body")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -25,6 +25,7 @@ from boltgate.proxy.usage import Usage
 from boltgate.rates.service import RateService
 from boltgate.shopify.stores import Channel
 from boltgate.webhook.feed import EventFeed
+from boltgate.webhook.sse import StreamSlots
 from boltgate.worker.leases import Leases
 
 
@@ -51,6 +52,7 @@ class Context:
     leases: Leases  # one run of a periodic job at a time across replicas
     proxy_in_flight: dict[str, int] = field(default_factory=dict)  # requests being relayed, per proxy
     keys: KeyCache = field(default_factory=KeyCache)
+    streams: StreamSlots = field(default_factory=StreamSlots)  # open event streams per owner
     clock: Clock = utcnow
 
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -76,8 +76,10 @@ async def checkout_status(ctx: Ctx, invoice_id: str) -> Response:
     },
     summary="The checkout status as Server-Sent Events: now, then on every change",
 )
-async def checkout_events(ctx: Ctx, invoice_id: str) -> Response:
+async def checkout_events(request: Request, ctx: Ctx, invoice_id: str) -> Response:
     await status_of(ctx, invoice_id)  # 404 before streaming
+    client = request.client.host if request.client else "unknown"
+    give_back = ctx.streams.take("ip:" + client, ctx.settings.max_streams_per_address, "This address")
 
     async def initial() -> bytes:
         return sse.frame("status", await status_of(ctx, invoice_id))
@@ -85,4 +87,4 @@ async def checkout_events(ctx: Ctx, invoice_id: str) -> Response:
     async def render(event: dict[str, Any]) -> bytes:
         return sse.frame("status", await status_of(ctx, invoice_id), str(event.get("id")))
 
-    return sse.stream(ctx.feed, invoice_id, initial, render)
+    return sse.stream(ctx.feed, invoice_id, initial, render, give_back)

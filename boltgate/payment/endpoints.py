@@ -142,6 +142,9 @@ async def get_payment(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Response
 async def payment_events(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Response:
     async with ctx.db.read_connection() as conn:
         await service.get_payment(conn, merchant.merchant_id, invoice_id)  # 404 before streaming
+    give_back = ctx.streams.take(
+        "merchant:" + merchant.merchant_id, ctx.settings.max_streams_per_merchant, "This merchant"
+    )
 
     async def initial() -> bytes:
         async with ctx.db.read_connection() as conn:
@@ -151,4 +154,4 @@ async def payment_events(ctx: Ctx, merchant: Merchant, invoice_id: str) -> Respo
     async def render(event: dict[str, Any]) -> bytes:
         return sse.frame(str(event.get("event")), event, str(event.get("id")))
 
-    return sse.stream(ctx.feed, invoice_id, initial, render)
+    return sse.stream(ctx.feed, invoice_id, initial, render, give_back)

@@ -1,4 +1,10 @@
-"""Server-Sent Events for one invoice: the current state first, then every event as it commits."""
+"""Server-Sent Events for one invoice: the current state first, then every event as it commits.
+
+A stream holds its connection for up to an hour, so open streams are counted per owner (the
+client address for the public checkout stream, the merchant for the API's) and one past the cap
+is refused with 429 ``too_many_streams`` before anything is streamed. The count is per process
+and is given back when the response ends, however it ends (finished, client gone, cancelled).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from typing import Any
 
 import orjson
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from boltgate.errors import RateLimited
 from boltgate.webhook.feed import EventFeed
 
 HEARTBEAT_SECONDS = 15.0
@@ -21,13 +29,61 @@ def frame(event: str, data: Any, event_id: str | None = None) -> bytes:
     return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
+class StreamSlots:
+    """Open streams per owner, at most ``limit`` each."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = {}
+
+    def take(self, owner: str, limit: int, who: str) -> Callable[[], None]:
+        """A slot for one more stream of ``owner`` (429 when it has ``limit`` open); returns the
+        function that gives it back (once)."""
+        count = self.open.get(owner, 0)
+        if count >= limit:
+            raise RateLimited(
+                f"{who} has {count} event streams open, the most allowed; close one first",
+                code="too_many_streams",
+                headers={"Retry-After": "5"},
+            )
+        self.open[owner] = count + 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                left = self.open[owner] - 1
+                if left:
+                    self.open[owner] = left
+                else:
+                    del self.open[owner]
+
+        return give_back
+
+
+class _SlotStream(StreamingResponse):
+    """A streaming response that gives its slot back when it ends."""
+
+    def __init__(self, body: AsyncIterator[bytes], give_back: Callable[[], None]) -> None:
+        super().__init__(body, media_type="text/event-stream", headers=HEADERS)
+        self._give_back = give_back
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._give_back()
+
+
 def stream(
     feed: EventFeed,
     invoice_id: str,
     initial: Callable[[], Awaitable[bytes]],
     render: Callable[[dict[str, Any]], Awaitable[bytes | None]],
+    give_back: Callable[[], None],
 ) -> StreamingResponse:
-    """``initial()`` is read after subscribing, so nothing that commits in between is missed."""
+    """``initial()`` is read after subscribing, so nothing that commits in between is missed;
+    ``give_back`` (of :meth:`StreamSlots.take`) is called when the response ends."""
 
     async def body() -> AsyncIterator[bytes]:
         with feed.subscribe(invoice_id) as queue:
@@ -45,4 +101,4 @@ def stream(
                 if chunk:
                     yield chunk
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
+    return _SlotStream(body(), give_back)

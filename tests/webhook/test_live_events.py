@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import orjson
 
 from tests.helpers import auth
@@ -94,3 +95,47 @@ async def test_a_stream_hears_events_committed_by_another_process(make_gateway, 
         await settle(client, payment["invoiceId"])
         events = await asyncio.wait_for(reader, 5)
     assert events[-1][1]["status"] == "paid"
+
+
+async def test_open_streams_are_capped_per_address_and_per_merchant(make_gateway, make_merchant):
+    """A stream holds its connection: one past the cap is 429 before anything is streamed, and
+    a closed stream gives its slot back, however it was closed."""
+    gateway = await make_gateway(max_streams_per_address=2, max_streams_per_merchant=2)
+    _, key = await make_merchant()
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as http:
+        invoice = (await new_payment(http, key, "cap-1"))["invoiceId"]
+        public = f"/checkout/{invoice}/events"
+        async with http.stream("GET", public) as one, http.stream("GET", public) as two:
+            assert one.status_code == two.status_code == 200
+            third = await http.get(public)
+            assert third.status_code == 429 and third.json()["error"] == "too_many_streams"
+            assert third.headers["retry-after"] == "5"
+            # the merchant's streams are counted apart, per merchant
+            private = f"/api/payments/{invoice}/events"
+            async with (
+                http.stream("GET", private, headers=auth(key)) as a,
+                http.stream("GET", private, headers=auth(key)) as b,
+            ):
+                assert a.status_code == b.status_code == 200
+                refused = await http.get(private, headers=auth(key))
+                assert refused.status_code == 429 and refused.json()["error"] == "too_many_streams"
+            # the page's polling route is not a stream: not counted
+            assert (await http.get(f"/checkout/{invoice}/status")).status_code == 200
+        for _ in range(50):  # the server sees the clients go within a moment
+            async with http.stream("GET", public) as again:
+                if again.status_code == 200:
+                    break
+            await asyncio.sleep(0.1)
+        assert again.status_code == 200
+        assert (await http.get(f"/checkout/nonexistent{invoice}/events")).status_code == 404
+    assert await open_streams_after_a_while(gateway) == {}
+
+
+async def open_streams_after_a_while(gateway, seconds=5.0):
+    """The open streams the gateway counts, once they are all given back or ``seconds`` passed."""
+    streams = gateway.app.state.ctx.streams
+    for _ in range(int(seconds * 10)):
+        if not streams.open:
+            break
+        await asyncio.sleep(0.1)
+    return dict(streams.open)
