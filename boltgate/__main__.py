@@ -1,4 +1,5 @@
-"""The ``boltgate`` command line: serve, worker, migrate, backup, merchant …, refund …, dev pay.
+"""The ``boltgate`` command line: serve, worker, migrate, backup, merchant …, refund …, secret-key …,
+dev pay.
 
 Every option also comes from ``BOLTGATE_*`` variables; flags given here win.
 """
@@ -264,6 +265,30 @@ def cmd_refund_settle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secret_key_reseal(args: argparse.Namespace) -> int:
+    from boltgate.kit.crypto import key_ring
+    from boltgate.ops import rekey
+
+    settings = _settings()
+    refusal = rekey.refusal(settings)
+    if refusal is not None:
+        print(f"boltgate: {refusal}", file=sys.stderr)
+        return 2
+    counts = _db_job(lambda db: rekey.reseal(db, key_ring(settings), batch=args.batch))
+    print("\n".join(rekey.report(counts)))
+    return 1 if any(count.unreadable for count in counts) else 0
+
+
+def cmd_secret_key_platform_key(_args: argparse.Namespace) -> int:
+    from boltgate.ops import rekey
+
+    secret, pubkey, pinned = rekey.platform_key(_settings())
+    how = "BOLTGATE_NOSTR_PLATFORM_KEY" if pinned else "derived from the oldest server key of the ring"
+    print(f"platform pubkey: {pubkey} ({how})")
+    print(secret)
+    return 0
+
+
 def cmd_check_backend(args: argparse.Namespace) -> int:
     from boltgate.lightning.check import check
     from boltgate.lightning.registry import BackendEnv
@@ -327,6 +352,12 @@ def _worker_count(text: str) -> int:
 def _whole(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError("must be a whole number")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
     return int(text)
 
 
@@ -403,6 +434,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason", required=True, metavar="TEXT", help="why (kept with a failed refund, and logged)"
     )
     settle.set_defaults(func=cmd_refund_settle)
+
+    secret_key = sub.add_parser(
+        "secret-key", help="rotate the server key (README.md, Rotating the server key)"
+    ).add_subparsers(dest="secret_key_command", required=True)
+    reseal = secret_key.add_parser(
+        "reseal",
+        help="seal every stored secret again with BOLTGATE_SECRET_KEY (exit 1: some open with no key)",
+    )
+    reseal.add_argument("--batch", type=_positive, default=500, metavar="N", help="rows per transaction")
+    reseal.set_defaults(func=cmd_secret_key_reseal)
+    secret_key.add_parser(
+        "platform-key", help="the platform's Nostr secret key in use now, on the last line (to pin it)"
+    ).set_defaults(func=cmd_secret_key_platform_key)
 
     check = sub.add_parser(
         "check-backend",

@@ -33,11 +33,13 @@ from boltgate.errors import (
     BackendUnavailable,
     BadGateway,
     BoltgateError,
+    SecretKeyMismatch,
     ServiceUnavailable,
     ValidationFailed,
     problem_body,
 )
-from boltgate.kit.crypto import SecretBox, derive_key
+from boltgate.kit import crypto
+from boltgate.kit.crypto import SealError, key_ring
 from boltgate.kit.netguard import guarded_session, parse_networks, webhook_client
 from boltgate.l402.guard import PaymentRequired
 from boltgate.l402.store import Keys, SecretStore
@@ -181,7 +183,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
     )
     wake = asyncio.Event()
     networks = parse_networks(settings.proxy_allow_networks)
-    secret = settings.secret_key.get_secret_value()
+    ring = key_ring(settings)
     ctx = Context(
         settings=settings,
         db=db,
@@ -189,7 +191,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         backends=BackendPool(
             backend,
             db,
-            SecretBox(secret, "merchant-backends"),
+            ring.box(crypto.MERCHANT_BACKENDS),
             merchant_env(backend_env(settings), networks, settings.webhooks_may_reach_private),
         ),
         rates=rates,
@@ -200,12 +202,13 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
             settings.webhook_timeout_seconds,
             settings.webhook_concurrency * 2,
         ),
-        secrets=SecretBox(secret, "webhook-secrets"),
+        secrets=ring.box(crypto.WEBHOOK_SECRETS),
         feed=EventFeed(db, poll_interval=settings.event_poll_interval_seconds, wake=wake),
         wake=wake,
         l402=Keys(
-            mpp_key=derive_key(secret, "mpp-challenge-id"),
-            store=SecretStore(db, SecretBox(secret, "l402-root-keys")),
+            mpp_key=ring.key("mpp-challenge-id"),
+            mpp_previous=ring.keys("mpp-challenge-id")[1:],
+            store=SecretStore(db, ring.box(crypto.L402_ROOT_KEYS)),
             realm=settings.l402_realm or (urlsplit(settings.base_url).hostname or "boltgate"),
             verified_ttl=settings.l402_verified_cache_seconds,
         ),
@@ -220,7 +223,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
         proxy_networks=networks,
         platform=Platform(
             platform_secret(
-                secret,
+                ring,
                 settings.nostr_platform_key.get_secret_value() if settings.nostr_platform_key else None,
             ),
             relays=tuple(settings.nostr_relays),
@@ -231,7 +234,7 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
                 settings.shopify_api_base,
                 settings.shopify_api_version,
             ),
-            secret,
+            ring,
         ),
         leases=Leases(db),
     )
@@ -278,6 +281,16 @@ def _allowed_methods(request: Request) -> list[str]:
         if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
     return sorted(methods)
+
+
+def sealed_problem(exc: SealError, path: str) -> BoltgateError:
+    """A stored secret no key of the ring opens: one error line for the operator (the purpose and
+    the path, never the sealed value or a key) and ``503 secret_key_mismatch`` for the client."""
+    log.error("secret_key_mismatch", purpose=exc.purpose, path=path)
+    return SecretKeyMismatch(
+        "a secret this request needs was sealed with a server key this gateway does not have; "
+        "the operator must add that key to BOLTGATE_SECRET_KEY_PREVIOUS"
+    )
 
 
 def lightning_problem(exc: LightningError) -> BoltgateError:
@@ -350,8 +363,14 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         )
 
-    async def on_lightning(_request: Request, exc: Exception) -> Response:
+    async def on_sealed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SealError)
+        return _problem(sealed_problem(exc, request.url.path))
+
+    async def on_lightning(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LightningError)
+        if isinstance(exc.__cause__, SealError):  # a merchant's wallet URL sealed under another key
+            return _problem(sealed_problem(exc.__cause__, request.url.path))
         log.warning("lightning_backend_error", backend=exc.backend, kind=type(exc).__name__, error=str(exc))
         return _problem(lightning_problem(exc))
 
@@ -362,6 +381,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PaymentRequired, on_payment_required)
     app.add_exception_handler(BoltgateError, on_boltgate)
     app.add_exception_handler(LightningError, on_lightning)
+    app.add_exception_handler(SealError, on_sealed)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     for kind in DATABASE_ERRORS:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from boltgate.kit.crypto import split_keys
 from boltgate.lightning import connection
 
 DEV_SECRET_KEY = "boltgate-dev-secret-key-do-not-use-in-production"
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(
         SecretStr(DEV_SECRET_KEY), description="server secret for HMACs (>= 32 chars outside dev mode)"
+    )
+    secret_key_previous: SecretStr | None = Field(
+        None,
+        description="while rotating the server key: the keys it replaced, comma-separated, newest first "
+        "(each >= 32 chars outside dev mode); they open and verify, the current key seals and signs; "
+        "remove after `boltgate secret-key reseal`",
     )
     admin_api_key: SecretStr | None = Field(
         None,
@@ -502,6 +509,11 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value()
         if secret == DEV_SECRET_KEY or len(secret) < 32:
             problems.append("BOLTGATE_SECRET_KEY must be set to a random value of at least 32 characters")
+        previous = self.secret_key_previous.get_secret_value() if self.secret_key_previous else ""
+        if any(key == DEV_SECRET_KEY or len(key) < 32 for key in split_keys(previous)):
+            problems.append(
+                "each key of BOLTGATE_SECRET_KEY_PREVIOUS must be at least 32 characters (not the dev key)"
+            )
         admin = self.admin_api_key.get_secret_value() if self.admin_api_key is not None else None
         if admin and len(admin) < 32:
             problems.append("BOLTGATE_ADMIN_API_KEY must be at least 32 characters (or unset)")

@@ -143,6 +143,16 @@ class BackendUnavailable(ServiceUnavailable):
     title = "Lightning backend unavailable"
 
 
+class SecretKeyMismatch(ServiceUnavailable):
+    """A stored secret was sealed with a server key this gateway does not have (the key was
+    changed without ``BOLTGATE_SECRET_KEY_PREVIOUS``). 503, not 500: nothing is broken in the
+    request or the code, the service cannot be given until the operator sets the key it was sealed
+    with, and a client may retry later. The detail names the setting, never a value or a key."""
+
+    code = "secret_key_mismatch"
+    title = "Server key mismatch"
+
+
 class BadGateway(BoltgateError):
     status = 502
     code = "upstream_unavailable"

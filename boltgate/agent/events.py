@@ -7,6 +7,14 @@ same across restarts and replicas without another secret to keep. Events are sto
 same transaction as the change they describe; after the commit they are sent to the relays of
 ``BOLTGATE_NOSTR_RELAYS`` in the background (a relay that is down loses nothing: the export
 ``GET /api/agents/events`` has every event).
+
+While the server key is being rotated (``BOLTGATE_SECRET_KEY_PREVIOUS`` set) the derived key
+comes from the *oldest* key of the ring (the last previous one), so the identity stays the one
+the platform had before the rotation began (with one previous key: the key just replaced; with
+several, a rotation started again before the last one was finished, the oldest is still the one
+the platform had). It would change once the previous keys are removed, so ``boltgate secret-key
+reseal`` refuses to run until the operator pins it: ``boltgate secret-key platform-key`` prints
+it, to be set as ``BOLTGATE_NOSTR_PLATFORM_KEY``; from then on the server key no longer matters.
 """
 
 from __future__ import annotations
@@ -22,20 +30,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.agent import nostr, relays
 from boltgate.agent.models import NostrEvent
-from boltgate.kit.crypto import derive_key
+from boltgate.kit.crypto import KeyRing, derive_key
 
 log = structlog.get_logger(__name__)
 _ORDER = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)  # secp256k1 n
 
 
-def platform_secret(server_secret: str, configured: str | None) -> bytes:
-    """The platform's 32-byte secret key: the configured one, or one derived from the server key."""
+def platform_secret(ring: KeyRing, configured: str | None) -> bytes:
+    """The platform's 32-byte secret key: the configured one, or one derived from the oldest key
+    of the ring (the server key when no rotation is under way)."""
     if configured:
         secret = bytes.fromhex(configured)
         if len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < _ORDER:
             raise ValueError("BOLTGATE_NOSTR_PLATFORM_KEY must be a 64-hex secp256k1 secret key")
         return secret
-    number = int.from_bytes(derive_key(server_secret, "nostr-platform-key"), "big") % (_ORDER - 1) + 1
+    number = int.from_bytes(derive_key(ring.secrets[-1], "nostr-platform-key"), "big") % (_ORDER - 1) + 1
     return number.to_bytes(32, "big")
 
 

@@ -7,6 +7,9 @@ this session, changes with it, and needs no storage. A session ends at sign-out,
 ``dashboard_session_idle_seconds`` without a request, ``dashboard_session_max_seconds`` after
 sign-in, when the API key it was opened with is revoked, when the address an email link was sent
 to stops being the account's, or when the merchant is deactivated.
+
+A form rendered before a server key rotation is still accepted while the old key is in
+``BOLTGATE_SECRET_KEY_PREVIOUS`` (the token under each key of the ring is accepted).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boltgate.config import Settings
 from boltgate.dashboard.models import DashboardSession
 from boltgate.db.engine import Database
-from boltgate.kit.crypto import derive_key
+from boltgate.kit.crypto import key_ring
 from boltgate.merchant.models import ApiKey, Merchant
 
 COOKIE = "boltgate_dashboard"
@@ -42,7 +45,12 @@ class Signed:
     merchant_id: str
     merchant_name: str
     token_hash: str
-    csrf: str
+    csrf: str  # what forms carry (the current server key's)
+    csrf_previous: tuple[str, ...] = ()  # also accepted: the same under the previous keys
+
+    @property
+    def csrf_accepted(self) -> tuple[str, ...]:
+        return (self.csrf, *self.csrf_previous)
 
 
 def digest(token: str) -> str:
@@ -53,19 +61,20 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-@lru_cache(maxsize=4)
-def _csrf_key(server_secret: str) -> bytes:
-    return derive_key(server_secret, "dashboard-csrf")
+def csrf_all(settings: Settings, token: str) -> tuple[str, ...]:
+    """The form tokens of a session (or of a pre-session sign-in cookie), one per key of the
+    ring: forms carry the first, any is accepted."""
+    keys = key_ring(settings).keys("dashboard-csrf")
+    return tuple(hmac.new(key, token.encode(), hashlib.sha256).hexdigest() for key in keys)
 
 
 def csrf_for(settings: Settings, token: str) -> str:
     """The form token of a session (or of a pre-session sign-in cookie)."""
-    key = _csrf_key(settings.secret_key.get_secret_value())
-    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+    return csrf_all(settings, token)[0]
 
 
 def csrf_ok(settings: Settings, token: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf_for(settings, token), given or "")
+    return csrf_matches(csrf_all(settings, token), given)
 
 
 def is_secure(settings: Settings) -> bool:
@@ -157,11 +166,13 @@ async def find(db: Database, settings: Settings, token: str | None, now: datetim
                 .where(DashboardSession.token_hash == token_hash)
                 .values(last_seen_at=now)
             )
+    accepted = csrf_all(settings, token)
     return Signed(
         merchant_id=found.merchant_id,
         merchant_name=name,
         token_hash=token_hash,
-        csrf=csrf_for(settings, token),
+        csrf=accepted[0],
+        csrf_previous=accepted[1:],
     )
 
 
@@ -173,5 +184,8 @@ def cookie_of(request: Request) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-def csrf_matches(expected: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+def csrf_matches(expected: str | Sequence[str], given: str | None) -> bool:
+    if not given:
+        return False
+    candidates = (expected,) if isinstance(expected, str) else expected
+    return any(hmac.compare_digest(one.encode(), given.encode()) for one in candidates)

@@ -127,7 +127,7 @@ async def guard_form(request: Request, ctx: Context) -> tuple[Signed, dict[str, 
     form = await read_form(request)
     if form is None:
         return error_page(ctx, 400, "malformed_form", "The form could not be read.", me)
-    if not session.csrf_matches(me.csrf, form.get("csrf")):
+    if not session.csrf_matches(me.csrf_accepted, form.get("csrf")):
         return error_page(
             ctx, 403, "csrf_failed", "This form has expired or did not come from this dashboard.", me
         )

@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -747,13 +747,14 @@ def parse_credential(value: str) -> Credential | LegacyCredential:
     return LegacyCredential(preimage=_preimage(params.get("preimage")))
 
 
-def verify_echo(key: bytes, echoed: Mapping[str, str], now: datetime) -> Challenge:
+def verify_echo(key: bytes | Sequence[bytes], echoed: Mapping[str, str], now: datetime) -> Challenge:
     """Recognise one of boltgate's own challenges from the parameters a client echoed back.
 
     ``id``, ``realm``, ``method``, ``intent``, ``request`` and ``expires`` must be non-empty
     strings (``malformed-credential``); a method other than ``lightning`` is
     ``method-unsupported``; an intent other than ``charge`` or an ``id`` that is not the HMAC of
-    the covered fields under ``key`` (compared in constant time) is ``invalid-challenge``; an
+    the covered fields under ``key`` (compared in constant time; several keys: under any of them,
+    for ids signed before a server key rotation) is ``invalid-challenge``; an
     ``expires`` that does not parse is ``malformed-credential`` and one at or before ``now`` is
     ``payment-expired``. ``description`` is returned as echoed (it is not covered). Whether the
     challenge was already spent, and whether the preimage pays it, is the caller's business.
@@ -780,8 +781,8 @@ def verify_echo(key: bytes, echoed: Mapping[str, str], now: datetime) -> Challen
         description=echoed.get("description"),
         opaque=echoed.get("opaque"),
     )
-    expected = challenge_id(
-        key,
+    given = challenge.id.encode("utf-8")
+    fields = (
         challenge.realm,
         challenge.method,
         challenge.intent,
@@ -790,7 +791,8 @@ def verify_echo(key: bytes, echoed: Mapping[str, str], now: datetime) -> Challen
         challenge.digest,
         challenge.opaque,
     )
-    if not hmac.compare_digest(expected.encode("ascii"), challenge.id.encode("utf-8")):
+    keys = (key,) if isinstance(key, bytes) else tuple(key)
+    if not any(hmac.compare_digest(challenge_id(k, *fields).encode("ascii"), given) for k in keys):
         raise CredentialError("invalid-challenge", "challenge was not issued by this server or was altered")
     expires_at = parse_timestamp(challenge.expires)
     if expires_at is None:

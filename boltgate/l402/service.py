@@ -308,7 +308,7 @@ async def check_payment(
     challenge_id = None
     if isinstance(credential, mpp.Credential):
         try:
-            challenge = mpp.verify_echo(keys.mpp_key, credential.challenge, now)
+            challenge = mpp.verify_echo((keys.mpp_key, *keys.mpp_previous), credential.challenge, now)
             request = mpp.decode_request(challenge.request)
             details = request.get("methodDetails")
             payment_hash = details.get("paymentHash") if isinstance(details, dict) else None

@@ -3,6 +3,10 @@
 Keys are sealed with the server key at rest and cached in memory after the first look-up, so a
 verification costs at most one database read per process and token. Revoking deletes the row and
 the local cache entry; other processes forget their cached copy after ``ttl_seconds``.
+
+A root key that no server key of the ring opens raises :class:`SealError` (answered ``503
+secret_key_mismatch``) rather than passing for an unknown token: the token was sold by this
+database, so asking its holder to pay again would be wrong; the operator must supply the key.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.db.engine import Database
-from boltgate.kit.crypto import SealError, SecretBox
+from boltgate.kit.crypto import SecretBox
 from boltgate.l402.models import RootKey
 
 
@@ -59,10 +63,11 @@ class SecretStore:
         if sealed is None:
             self._cache.pop(key_id, None)
             return None
+        opened = self.box.open(sealed)  # SealError: sealed under a key the ring does not hold
         try:
-            root_key = bytes.fromhex(self.box.open(sealed))
-        except (SealError, ValueError):
-            return None  # sealed under another server key: the token cannot be verified
+            root_key = bytes.fromhex(opened)
+        except ValueError:
+            return None
         self._remember(key_id, root_key)
         return root_key
 
@@ -73,11 +78,12 @@ class SecretStore:
 
 @dataclass(slots=True)
 class Keys:
-    """Per-process state of the scheme: the challenge-id HMAC key and the root-key store."""
+    """Per-process state of the scheme: the challenge-id HMAC keys and the root-key store."""
 
-    mpp_key: bytes
+    mpp_key: bytes  # signs new challenge ids (the current server key's)
     store: SecretStore
     realm: str
+    mpp_previous: tuple[bytes, ...] = ()  # also accepted: ids signed before a server key rotation
     known_paid: OrderedDict[str, None] = field(default_factory=OrderedDict)
     verified: OrderedDict[Any, tuple[Any, float]] = field(default_factory=OrderedDict)
     verified_ttl: float = 30.0

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.db.engine import Database
 from boltgate.errors import Conflict, ValidationFailed
-from boltgate.kit.crypto import SecretBox
+from boltgate.kit.crypto import SealError, SecretBox
 from boltgate.kit.ids import new_id
 from boltgate.kit.netguard import ANYWHERE, Network
 from boltgate.lightning.base import LightningBackend, LightningError, LightningUnavailable
@@ -95,6 +95,9 @@ class BackendPool:
             raise LightningUnavailable(f"the merchant connection {ref} no longer exists", backend="merchant")
         try:
             backend = open_backend(self.box.open(row.url_sealed), self.env)
+        except SealError as exc:  # kept as the cause: a request answers 503 secret_key_mismatch
+            message = f"the merchant connection {ref} is sealed with a server key this gateway does not have"
+            raise LightningUnavailable(message, backend="merchant") from exc
         except (ConnectionUrlError, ValueError) as exc:
             raise LightningUnavailable(f"the merchant connection {ref} cannot be opened ({exc})") from None
         self.opened[ref] = self.opened.get(ref) or backend

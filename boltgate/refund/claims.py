@@ -4,7 +4,10 @@ wallet submits for exactly the refund's amount is bound to the refund (a conditi
 only once) and paid; every later submission is refused.
 
 The link's secret part is an HMAC of the refund id under a key derived from the server key: it
-can be shown again to the merchant (``GET /api/refunds/{id}``) without being stored.
+can be shown again to the merchant (``GET /api/refunds/{id}``) without being stored. New links
+are made with the current server key; a link made under a previous key of the ring
+(``BOLTGATE_SECRET_KEY_PREVIOUS``) still opens, and its withdraw request and ``k1`` stay under
+that key, so a link already sent survives a key rotation while the old key is kept.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from boltgate.context import Context
 from boltgate.errors import Gone, NotFound, ValidationFailed
-from boltgate.kit.crypto import derive_key
+from boltgate.kit.crypto import key_ring
 from boltgate.refund import lnurl, paying, repository, service
 from boltgate.refund.checks import check_invoice, clean
 from boltgate.refund.models import Refund
@@ -25,7 +28,16 @@ CLAIM_KEY_PURPOSE = "refund-claim-links"
 
 
 def claim_key(ctx: Context) -> bytes:
-    return derive_key(ctx.settings.secret_key.get_secret_value(), CLAIM_KEY_PURPOSE)
+    """The key new claim links are made with (the current server key's)."""
+    return key_ring(ctx.settings).key(CLAIM_KEY_PURPOSE)
+
+
+def _key_of(ctx: Context, refund_id: str, tag: str) -> bytes | None:
+    """The ring key the link's tag was made with (current first), or None."""
+    for key in key_ring(ctx.settings).keys(CLAIM_KEY_PURPOSE):
+        if hmac.compare_digest(tag.encode(), lnurl.claim_tag(key, refund_id).encode()):
+            return key
+    return None
 
 
 def claim_of(ctx: Context, refund: Refund) -> dict[str, Any] | None:
@@ -34,10 +46,11 @@ def claim_of(ctx: Context, refund: Refund) -> dict[str, Any] | None:
     return lnurl.claim_out(ctx.settings.base_url, claim_key(ctx), refund.id, refund.claim_expires_at)
 
 
-async def _open_claim(ctx: Context, refund_id: str, tag: str) -> Refund:
-    """The claimable refund of a link; 404 for a wrong link, 410 when it can no longer be claimed."""
-    key = claim_key(ctx)
-    if not hmac.compare_digest(tag.encode(), lnurl.claim_tag(key, refund_id).encode()):
+async def _open_claim(ctx: Context, refund_id: str, tag: str) -> tuple[Refund, bytes]:
+    """The claimable refund of a link and the key of its tag; 404 for a wrong link, 410 when it
+    can no longer be claimed."""
+    key = _key_of(ctx, refund_id, tag)
+    if key is None:
         raise NotFound("no such claim link", code="claim_not_found")
     async with ctx.db.reading() as session:
         refund = await repository.get_any(session, refund_id)
@@ -48,17 +61,17 @@ async def _open_claim(ctx: Context, refund_id: str, tag: str) -> Refund:
     expired = refund.claim_expires_at is None or refund.claim_expires_at <= ctx.clock()
     if refund.status != "pending" or expired:
         raise Gone("this claim link has expired", code="claim_expired")
-    return refund
+    return refund, key
 
 
 async def withdraw_request(ctx: Context, refund_id: str, tag: str) -> dict[str, Any]:
     """The LUD-03 withdrawRequest: exactly the refund's amount, once."""
-    refund = await _open_claim(ctx, refund_id, tag)
-    url = lnurl.claim_url(ctx.settings.base_url, claim_key(ctx), refund_id)
+    refund, key = await _open_claim(ctx, refund_id, tag)
+    url = lnurl.claim_url(ctx.settings.base_url, key, refund_id)
     return {
         "tag": "withdrawRequest",
         "callback": url + "/callback",
-        "k1": lnurl.claim_k1(claim_key(ctx), refund_id),
+        "k1": lnurl.claim_k1(key, refund_id),
         "defaultDescription": f"Refund {refund.id}",
         "minWithdrawable": refund.amount_sats * 1000,
         "maxWithdrawable": refund.amount_sats * 1000,
@@ -67,8 +80,8 @@ async def withdraw_request(ctx: Context, refund_id: str, tag: str) -> dict[str, 
 
 async def withdraw(ctx: Context, refund_id: str, tag: str, k1: str | None, pr: str | None) -> None:
     """The LUD-03 callback: check the wallet's invoice, bind it to the refund once, pay it."""
-    refund = await _open_claim(ctx, refund_id, tag)
-    if k1 is None or not hmac.compare_digest(k1.encode(), lnurl.claim_k1(claim_key(ctx), refund_id).encode()):
+    refund, key = await _open_claim(ctx, refund_id, tag)
+    if k1 is None or not hmac.compare_digest(k1.encode(), lnurl.claim_k1(key, refund_id).encode()):
         raise ValidationFailed(
             "k1: does not match this withdraw request", errors={"k1": ["is wrong"]}, code="invalid_k1"
         )

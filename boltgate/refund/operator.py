@@ -86,7 +86,7 @@ async def open_desk(settings: Settings) -> AsyncIterator[Desk]:
     """The database and the backends, as the gateway opens them (merchant wallets included)."""
     from boltgate.app import backend_env, build_backend  # the app module imports the whole gateway
     from boltgate.db.migrate import upgrade
-    from boltgate.kit.crypto import SecretBox
+    from boltgate.kit import crypto
     from boltgate.kit.netguard import parse_networks
     from boltgate.merchant.backends import merchant_env
 
@@ -97,7 +97,7 @@ async def open_desk(settings: Settings) -> AsyncIterator[Desk]:
     pool = BackendPool(
         backend,
         db,
-        SecretBox(settings.secret_key.get_secret_value(), "merchant-backends"),
+        crypto.key_ring(settings).box(crypto.MERCHANT_BACKENDS),
         merchant_env(
             backend_env(settings),
             parse_networks(settings.proxy_allow_networks),

@@ -88,7 +88,8 @@ async def _paid_retry(ctx: Context, request: Request, store: ShopifyStore) -> Re
         return None
     await claim.ensure_paid_quietly(ctx, order)
     payment, order = await _order_and_payment(ctx, order.id)
-    body = orders.order_out(order, payment) | {"claimToken": ctx.shopify.claim_token(order.id)}
+    token = ctx.shopify.claim_token(order.id, order.claim_token_hash)
+    body = orders.order_out(order, payment) | {"claimToken": token}
     return json_response(body)
 
 

@@ -3,6 +3,10 @@ remove; and the credentials a call to a store needs.
 
 A store is connected only when Shopify accepts its credentials, grants the scopes the channel
 needs and prices in USD (the channel quotes in USD and converts to sats at the current rate).
+
+A buyer's claim token is an HMAC of the order id under a key derived from the server key, and is
+stored only as its SHA-256: the buyer's token keeps working whatever the server key becomes. Only
+showing it again (to whoever proves payment) needs the key it was made with, found in the ring.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boltgate.db.engine import Database
 from boltgate.errors import BadGateway, Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from boltgate.kit import crypto
 from boltgate.kit.clock import rfc3339
-from boltgate.kit.crypto import SecretBox, derive_key
+from boltgate.kit.crypto import KeyRing, SecretBox
 from boltgate.kit.ids import BASE62, new_id
 from boltgate.shopify import graphql
 from boltgate.shopify.client import (
@@ -42,11 +47,12 @@ RENDERED_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class Channel:
-    """What the Shopify routes share: the Admin client, the sealing box and the claim-token key."""
+    """What the Shopify routes share: the Admin client, the sealing box and the claim-token keys
+    (the current server key's first)."""
 
     admin: ShopifyAdmin
     box: SecretBox
-    claim_key: bytes
+    claim_keys: tuple[bytes, ...]
     refreshing: dict[str, asyncio.Lock] = field(default_factory=dict)  # per store: one catalog read at a time
     # slug → (monotonic expiry, the catalog answer's bytes): the public catalog is read far more often
     # than it changes; kept RENDERED_SECONDS per process, dropped at once by this process's changes
@@ -56,15 +62,19 @@ class Channel:
         return self.refreshing.setdefault(store_id, asyncio.Lock())
 
     @classmethod
-    def build(cls, admin: ShopifyAdmin, server_secret: str) -> Channel:
-        return cls(
-            admin, SecretBox(server_secret, "shopify-secrets"), derive_key(server_secret, "shopify-claim")
-        )
+    def build(cls, admin: ShopifyAdmin, ring: KeyRing) -> Channel:
+        return cls(admin, ring.box(crypto.SHOPIFY_SECRETS), ring.keys("shopify-claim"))
 
-    def claim_token(self, order_id: str) -> str:
-        """The order's claim token: derived, so whoever proves payment can be shown it again."""
-        digest = hmac.new(self.claim_key, order_id.encode(), hashlib.sha256).digest()
-        return random_base62_from(digest, 16)
+    def claim_token(self, order_id: str, stored_hash: str | None = None) -> str:
+        """The order's claim token: derived, so whoever proves payment can be shown it again. A new
+        order's comes from the current key; with the order's ``stored_hash``, the one of the ring
+        key that made it (a rotation does not change the token shown again)."""
+        if stored_hash is not None:
+            for key in self.claim_keys:
+                token = _claim_token(key, order_id)
+                if hmac_equal(claim_hash(token), stored_hash):
+                    return token
+        return _claim_token(self.claim_keys[0], order_id)
 
     def credentials(self, store: ShopifyStore) -> Credentials:
         return Credentials(
@@ -77,6 +87,10 @@ class Channel:
     def webhook_key(self, store: ShopifyStore) -> str | None:
         sealed = store.webhook_secret or store.client_secret
         return self.box.open(sealed) if sealed else None
+
+
+def _claim_token(key: bytes, order_id: str) -> str:
+    return random_base62_from(hmac.new(key, order_id.encode(), hashlib.sha256).digest(), 16)
 
 
 def random_base62_from(digest: bytes, length: int) -> str:
