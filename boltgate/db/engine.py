@@ -69,8 +69,11 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         kwargs.update(pool_size=2, max_overflow=2, pool_timeout=60)
     else:
         # Inline connections are cheap to keep; a pool smaller than the number of requests in
-        # flight would open and close one per request.
-        kwargs.update(pool_size=32, max_overflow=32)
+        # flight would open and close one per request. Last in, first out: the same few
+        # connections serve the usual load, so only their page caches (2 MB each) fill; first in,
+        # first out cycled through every connection a burst had opened and filled all their
+        # caches, and the process grew for as long as the database did (bench/RESULTS.md, soak).
+        kwargs.update(pool_size=32, max_overflow=32, pool_use_lifo=True)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     if writer:
