@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from types import TracebackType
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError
@@ -75,3 +76,14 @@ def _raised_in_database_code(tb: TracebackType | None) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+def log_failure(log: Any, event: str, exc: BaseException, **fields: Any) -> None:
+    """Log a background loop's failure: a warning naming the reason when the database is down
+    (expected while it restarts: the loop retries; no traceback to alarm anyone), the traceback
+    at error level for anything else. Call it in the ``except`` block."""
+    reason = unavailable(exc)
+    if reason is not None:
+        log.warning(event, database_unavailable=reason, **fields)
+    else:
+        log.exception(event, **fields)

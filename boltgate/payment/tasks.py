@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from boltgate.db.engine import Database
+from boltgate.db.errors import log_failure
 from boltgate.kit.clock import Clock
 from boltgate.lightning.base import (
     InvoiceStatus,
@@ -107,8 +108,8 @@ async def watch_merchant_backends(
                     watched.update(watching)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("merchant_watchers_failed")
+            except Exception as exc:
+                log_failure(log, "merchant_watchers_failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), every_seconds)
             if wake.is_set():
@@ -157,8 +158,8 @@ async def watch_leg(
             if time.monotonic() - started > STABLE_SECONDS:
                 delay = BACKOFF_FIRST
             log.warning("settlement_stream_dropped", backend=leg.name, error=str(exc), retry_in=delay)
-        except Exception:
-            log.exception("settlement_stream_failed", backend=leg.name)
+        except Exception as exc:
+            log_failure(log, "settlement_stream_failed", exc, backend=leg.name)
         finally:
             if catch_up is not None and not catch_up.done():
                 catch_up.cancel()
@@ -179,8 +180,8 @@ async def poll_forever(
             await poll_open(db, backend, clock, ref=ref)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("settlement_poll_failed", backend=backend.name)
+        except Exception as exc:
+            log_failure(log, "settlement_poll_failed", exc, backend=backend.name)
         await asyncio.sleep(interval)
 
 
@@ -304,6 +305,6 @@ async def every(interval: float, job_name: str, job: object) -> None:
             await job()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("job_failed", job=job_name)
+        except Exception as exc:
+            log_failure(log, "job_failed", exc, job=job_name)
         await asyncio.sleep(interval)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased
 from boltgate.db.base import UTCDateTime
 from boltgate.db.conn import SessionConn
 from boltgate.db.engine import Database
+from boltgate.db.errors import log_failure
 from boltgate.db.raw import RawStatement
 from boltgate.kit.clock import Clock, rfc3339
 from boltgate.kit.crypto import SecretBox
@@ -187,8 +188,8 @@ class DeliveryWorker:
                         runs = await self.claim(free)
                     except asyncio.CancelledError:
                         raise
-                    except Exception:
-                        log.exception("webhook_claim_failed")
+                    except Exception as exc:
+                        log_failure(log, "webhook_claim_failed", exc)
                 for item in runs:
                     task = asyncio.create_task(self._deliver(item), name=f"webhook:{item.endpoint_id}")
                     self._active[item.endpoint_id] = task
@@ -292,8 +293,8 @@ class DeliveryWorker:
             unsent = [job.id for job in item.jobs[len(outcomes) :]]
             try:
                 await asyncio.shield(self.record(item, outcomes, unsent))
-            except Exception:
-                log.exception("webhook_record_failed", endpoint_id=item.endpoint_id)
+            except Exception as exc:
+                log_failure(log, "webhook_record_failed", exc, endpoint_id=item.endpoint_id)
 
     async def _renew(self, ids: list[str]) -> None:
         """Keep the run's lease while it is being sent."""
@@ -306,8 +307,8 @@ class DeliveryWorker:
                         .where(Delivery.id.in_(ids), Delivery.status == "pending")
                         .values(lease_until=self.clock() + self.lease)
                     )
-            except Exception:
-                log.exception("webhook_lease_renewal_failed")
+            except Exception as exc:
+                log_failure(log, "webhook_lease_renewal_failed", exc)
 
     async def record(self, item: Run, outcomes: list[tuple[Job, Outcome]], unsent: list[str]) -> None:
         """Every attempt and its consequence, in one transaction per run (a few statements, not

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, func, select
 
 from boltgate.db.conn import asyncpg_dsn
 from boltgate.db.engine import Database
+from boltgate.db.errors import log_failure
 from boltgate.db.raw import RawStatement
 from boltgate.webhook.models import Event
 from boltgate.webhook.outbox import CHANNEL
@@ -41,6 +42,10 @@ RAW_NEW_EVENTS = RawStatement(
 )
 RAW_LAST_SEQ = RawStatement(select(func.coalesce(func.max(_events.c.seq), 0).label("seq")))
 RAW_EVENT_BODY = RawStatement(select(_events.c.body).where(_events.c.id == bindparam("id")))
+
+
+class ListenLost(ConnectionError):
+    """PostgreSQL closed the LISTEN connection (a restart): the feed connects again."""
 
 
 class EventFeed:
@@ -84,8 +89,11 @@ class EventFeed:
                     await self._listen()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("event_feed_failed")
+            except ListenLost:
+                log.warning("event_feed_reconnecting", reason="the LISTEN connection was lost")
+                await asyncio.sleep(1.0)
+            except Exception as exc:
+                log_failure(log, "event_feed_failed", exc)
                 await asyncio.sleep(1.0)
 
     async def _poll(self) -> None:
@@ -119,7 +127,7 @@ class EventFeed:
             while True:
                 note = await notes.get()
                 if not note:
-                    raise ConnectionError("the LISTEN connection was lost")
+                    raise ListenLost("the LISTEN connection was lost")
                 payload = orjson.loads(note)
                 self.wake.set()
                 invoice_id = payload.get("invoiceId")

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import structlog
 from sqlalchemy.exc import DBAPIError
+from structlog.testing import capture_logs
 
-from boltgate.db.errors import unavailable
+from boltgate.db.errors import log_failure, unavailable
 from boltgate.payment import service
 from tests.conftest import Gateway, free_port, make_settings
 from tests.helpers import auth
@@ -100,3 +102,22 @@ async def test_full_disk_answers_503_and_other_crashes_stay_500(
         crashed = await http.post("/api/payments", headers=auth(key), json=PAYMENT)
         assert crashed.status_code == 500
         assert crashed.json()["error"] == "internal_error"
+
+
+def test_background_failures_log_a_database_outage_as_a_warning_and_bugs_with_a_traceback():
+    """A loop that meets a database restart says so in one warning line; a bug keeps its traceback."""
+    log = structlog.get_logger("test")
+    with capture_logs() as logs:
+        try:
+            raise asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+        except Exception as exc:
+            log_failure(log, "job_failed", exc, job="expire")
+        try:
+            raise KeyError("a bug")
+        except Exception as exc:
+            log_failure(log, "job_failed", exc, job="expire")
+    outage, bug = logs
+    assert outage["log_level"] == "warning" and "exc_info" not in outage
+    assert outage["database_unavailable"] == "terminating connection due to administrator command"
+    assert outage["job"] == "expire"
+    assert bug["log_level"] == "error" and bug["exc_info"] is True and bug["job"] == "expire"
