@@ -284,3 +284,25 @@ async def test_long_description_goes_into_the_invoice_as_a_hash(client, merchant
     assert invoice.description is None
     assert invoice.description_hash == hashlib.sha256(description.encode()).digest()
     assert data["description"] == description
+
+
+async def test_max_length_counts_the_value_as_sent(client, merchant):
+    """A documented maxLength holds for the value sent, blanks included: the models strip blanks,
+    which used to let 200 characters plus blanks pass (bench/fuzz.py); one that fits is trimmed."""
+    _, key = merchant
+    padded = " " + "x" * 200  # 201 characters, 200 once trimmed
+    refused = await client.post(
+        "/api/payments", json={"orderId": padded, "amount": "1.00", "currency": "USD"}, headers=auth(key)
+    )
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["error"] == "validation_error"
+    assert body["errors"] == {"orderId": ["String should have at most 200 characters"]}
+    listed = await client.get("/api/payments", params={"orderId": "x" * 200}, headers=auth(key))
+    assert listed.status_code == 200 and listed.json()["items"] == []  # nothing was made
+    fits = await client.post(
+        "/api/payments",
+        json={"orderId": " " + "y" * 198 + " ", "amount": "1.00", "currency": "USD"},
+        headers=auth(key),
+    )
+    assert fits.status_code == 201 and fits.json()["orderId"] == "y" * 198
