@@ -118,9 +118,13 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        first = next(iter(errors.items()))
-        raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors) from exc
+        raise invalid(field_errors(exc)) from exc
+
+
+def invalid(errors: dict[str, list[str]]) -> ValidationFailed:
+    """The 400 of a body's field errors; its detail names the first."""
+    field, messages = next(iter(errors.items()))
+    return ValidationFailed(f"{field}: {messages[0]}", errors=errors)
 
 
 @lru_cache(maxsize=256)
@@ -143,8 +147,7 @@ def _check_raw_lengths(model: type[BaseModel], data: dict[str, Any]) -> None:
         if isinstance(value := data.get(name), str) and len(value) > limit
     }
     if errors:
-        first = next(iter(errors.items()))
-        raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors)
+        raise invalid(errors)
 
 
 API_KEY_SCHEME = {
@@ -172,11 +175,16 @@ async def merchant_auth(request: Request) -> Principal:
     return principal
 
 
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn sees it (the proxy's ``X-Forwarded-For`` when trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def count_auth_failure(request: Request, ctx: Context) -> None:
     """Count a missing or wrong key (API or admin) against the client address; 429 past
     ``BOLTGATE_AUTH_FAILURE_RATE_LIMIT``: each costs a look-up, and guessing should be slow."""
-    client = request.client.host if request.client else "unknown"
-    await ctx.limiter.check("auth-failure:" + client, _auth_failures(ctx.settings.auth_failure_rate_limit))
+    limit = _auth_failures(ctx.settings.auth_failure_rate_limit)
+    await ctx.limiter.check("auth-failure:" + client_address(request), limit)
 
 
 @lru_cache(maxsize=4)
@@ -185,8 +193,7 @@ def _auth_failures(rate: str) -> RateLimitItem:
 
 
 async def ip_rate_limit(request: Request, ctx: Ctx) -> None:
-    client = request.client.host if request.client else "unknown"
-    await ctx.limiter.check("ip:" + client)
+    await ctx.limiter.check("ip:" + client_address(request))
 
 
 Merchant = Annotated[Principal, Depends(merchant_auth)]

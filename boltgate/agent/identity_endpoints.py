@@ -25,7 +25,16 @@ from boltgate.context import Context
 from boltgate.kit.clock import rfc3339
 from boltgate.merchant.auth import Principal
 from boltgate.payment.schemas import multiline, printable
-from boltgate.web import Ctx, ip_rate_limit, json_body, json_response, merchant_auth, problems, read_json
+from boltgate.web import (
+    Ctx,
+    client_address,
+    ip_rate_limit,
+    json_body,
+    json_response,
+    merchant_auth,
+    problems,
+    read_json,
+)
 
 router = APIRouter(prefix="/api/agents", tags=["agents"], dependencies=[Depends(ip_rate_limit)])
 
@@ -198,9 +207,7 @@ async def register(request: Request, ctx: Ctx, merchant: OptionalMerchant) -> Re
 )
 async def challenge(request: Request, ctx: Ctx, pubkey: PubkeyQuery) -> Response:
     rate = _rate(ctx.settings.agent_challenge_rate_limit)
-    await ctx.limiter.check(
-        "agent-challenge:ip:" + (request.client.host if request.client else "unknown"), rate
-    )
+    await ctx.limiter.check("agent-challenge:ip:" + client_address(request), rate)
     key = identity.parse_key(pubkey)
     await ctx.limiter.check("agent-challenge:pk:" + key, rate)
     seconds = ctx.settings.agent_challenge_seconds

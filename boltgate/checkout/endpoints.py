@@ -18,7 +18,7 @@ from boltgate.context import Context
 from boltgate.errors import NotFound
 from boltgate.kit.clock import rfc3339
 from boltgate.payment import repository
-from boltgate.web import Ctx, ip_rate_limit, json_response, problems
+from boltgate.web import Ctx, client_address, ip_rate_limit, json_response, problems
 from boltgate.webhook import sse
 
 # public and polled: limited per client address like the other public routes
@@ -78,8 +78,8 @@ async def checkout_status(ctx: Ctx, invoice_id: str) -> Response:
 )
 async def checkout_events(request: Request, ctx: Ctx, invoice_id: str) -> Response:
     await status_of(ctx, invoice_id)  # 404 before streaming
-    client = request.client.host if request.client else "unknown"
-    give_back = ctx.streams.take("ip:" + client, ctx.settings.max_streams_per_address, "This address")
+    limit = ctx.settings.max_streams_per_address
+    give_back = ctx.streams.take("ip:" + client_address(request), limit, "This address")
 
     async def initial() -> bytes:
         return sse.frame("status", await status_of(ctx, invoice_id))

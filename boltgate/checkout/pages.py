@@ -30,7 +30,7 @@ from boltgate.context import Context
 from boltgate.errors import BoltgateError, NotFound
 from boltgate.merchant.models import Merchant
 from boltgate.payment.models import Payment
-from boltgate.web import Ctx, ip_rate_limit, problems
+from boltgate.web import Ctx, client_address, ip_rate_limit, problems
 
 STATIC_DIR = Path(__file__).parent / "static"
 _TEMPLATES = Environment(
@@ -189,7 +189,7 @@ async def _buy(request: Request, ctx: Context, product_id: str, lang: str | None
     product = await products.find_buyable(ctx, product_id)
     if product is None:
         return _not_found(_page(ctx, request, lang), "product_not_found_title", "product_not_found_body")
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         await ctx.limiter.check("buy:" + client, _rate(ctx.settings.buy_rate_limit))
         payment = await products.buy(ctx, product)

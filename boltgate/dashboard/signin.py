@@ -30,7 +30,7 @@ from boltgate.dashboard.web import (
     safe_next,
 )
 from boltgate.errors import RateLimited
-from boltgate.web import Ctx
+from boltgate.web import Ctx, client_address
 
 log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -67,7 +67,7 @@ async def _signin_form(request: Request, ctx: Context) -> dict[str, str] | Respo
     pre = request.cookies.get(session.LOGIN_COOKIE)
     if not pre or not session.csrf_ok(ctx.settings, pre, form.get("csrf")):
         return error_page(ctx, 403, "csrf_failed", "This form has expired: reload the sign-in page.")
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         await ctx.limiter.check("dashboard-signin:" + client, _rate(ctx.settings.dashboard_signin_rate_limit))
     except RateLimited as exc:

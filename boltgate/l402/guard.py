@@ -29,7 +29,7 @@ from boltgate.context import Context
 from boltgate.errors import PROBLEM_CONTENT_TYPE
 from boltgate.l402 import caveats, mpp, service
 from boltgate.l402.service import Offer, Verdict
-from boltgate.web import ip_rate_limit, problems
+from boltgate.web import client_address, ip_rate_limit, problems
 
 MAX_AUTHORIZATION = 16_384  # a header longer than this is not a credential we could have issued
 RECEIPT_STATE = "payment_receipt"  # request.state key the request middleware turns into the header
@@ -55,7 +55,7 @@ class Paid:
 
 def payer_of(request: Request) -> str:
     """The key an offer is reused under: a hash of the client's address (not stored in clear)."""
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     return hashlib.sha256(client.encode()).hexdigest()[:32]
 
 

@@ -44,7 +44,7 @@ from boltgate.l402.guard import PaymentRequired
 from boltgate.l402.service import Offer
 from boltgate.proxy import paths, relay
 from boltgate.proxy.directory import Entry
-from boltgate.web import problems
+from boltgate.web import client_address, problems
 
 router = APIRouter(tags=["l402 proxy"])
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -80,7 +80,7 @@ async def _admit(ctx: Context, request: Request, entry: Entry, offer: Offer, key
     if "authorization" not in request.headers:
         # an unpaid call can mint an invoice: it counts against the client address's rate limit
         # (paid calls do not, so a producer's paying customers are never slowed down here)
-        await ctx.limiter.check("ip:" + (request.client.host if request.client else "unknown"))
+        await ctx.limiter.check("ip:" + client_address(request))
     try:
         paid = await guard.require(ctx, request, offer, reuse=True)
         if (
